@@ -1,0 +1,42 @@
+//! At-least-once delivery between the services, with exactly-once effects.
+//!
+//! A service writes outgoing messages into its `outbox` table in the same transaction as the
+//! business change ([`outbox`]); the [`relay`] delivers them through a [`sink`] (HTTP to the
+//! other service's inbox, or a direct call when both run in one process) until acknowledged;
+//! the receiving [`inbox`] dedupes by message id (the service records the id in its own
+//! transaction) and keeps unreadable messages in [`dead_letters`].
+
+pub mod dead_letters;
+pub mod inbox;
+pub mod outbox;
+pub mod relay;
+pub mod sink;
+
+/// Tables every service's database needs for messaging.
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id TEXT NOT NULL UNIQUE,
+    message_type TEXT NOT NULL,
+    body TEXT NOT NULL,
+    traceparent TEXT,
+    created_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_attempt_at, seq);
+CREATE TABLE IF NOT EXISTS processed_messages (
+    message_id TEXT PRIMARY KEY,
+    processed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id TEXT,
+    body TEXT NOT NULL,
+    traceparent TEXT,
+    reason TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    redrive_count INTEGER NOT NULL DEFAULT 0
+);
+";

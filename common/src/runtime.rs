@@ -1,0 +1,118 @@
+//! What every service process is built from: its database, outbox, metrics, settings and
+//! keys; and the helpers to turn them into an inbox, a relay, a router and a running server.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::ApiKeys;
+use crate::db::{Db, DbError};
+use crate::http::{GaugeRefresher, Plumbing, assemble};
+use crate::messaging::inbox::{Inbox, MessageHandler};
+use crate::messaging::outbox::Outbox;
+use crate::messaging::relay::Relay;
+use crate::messaging::sink::MessageSink;
+use crate::metrics::Metrics;
+use crate::settings::SettingsHandle;
+use crate::time::{Clock, SystemClock};
+
+#[derive(Clone)]
+pub struct Runtime {
+    pub db: Db,
+    pub outbox: Outbox,
+    pub metrics: Arc<Metrics>,
+    pub settings: SettingsHandle,
+    pub clock: Arc<dyn Clock>,
+    pub keys: ApiKeys,
+}
+
+/// For services with no gauges of their own.
+pub struct NoGauges;
+
+#[async_trait]
+impl GaugeRefresher for NoGauges {
+    async fn refresh(&self) {}
+}
+
+impl Runtime {
+    /// Opens `<data_dir>/<service>.db` with the messaging tables plus `schema`, and keeps the
+    /// read pool sized to the current settings.
+    pub fn open(service: &str, data_dir: &Path, schema: &str, settings: SettingsHandle, keys: ApiKeys) -> Result<Runtime, DbError> {
+        let full_schema = format!("{}\n{}", crate::messaging::SCHEMA, schema);
+        let db = Db::open(&data_dir.join(format!("{service}.db")), settings.current().pool_size, &full_schema)?;
+        let mut changes = settings.subscribe();
+        let follower = db.clone();
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                let size = changes.borrow_and_update().pool_size;
+                follower.resize_read_pool(size);
+            }
+        });
+        Ok(Runtime { db, outbox: Outbox::new(), metrics: Arc::new(Metrics::new(service)), settings, clock: Arc::new(SystemClock), keys })
+    }
+
+    pub fn inbox(&self, handler: Arc<dyn MessageHandler>) -> Arc<Inbox> {
+        Arc::new(Inbox::new(self.db.clone(), handler, self.settings.clone(), self.metrics.clone(), self.clock.clone()))
+    }
+
+    pub fn router(&self, business: Router, inbox: Arc<Inbox>, gauges: Arc<dyn GaugeRefresher>, openapi: serde_json::Value) -> Router {
+        assemble(
+            business,
+            Plumbing {
+                keys: self.keys.clone(),
+                metrics: self.metrics.clone(),
+                settings: self.settings.clone(),
+                db: self.db.clone(),
+                inbox,
+                clock: self.clock.clone(),
+                gauges,
+                openapi: Arc::new(openapi),
+            },
+        )
+    }
+
+    /// Starts delivering this service's outbox through `sink` until `stop`, then flushes.
+    pub fn start_relay(&self, sink: Arc<dyn MessageSink>, stop: CancellationToken) -> JoinHandle<()> {
+        Relay { db: self.db.clone(), outbox: self.outbox.clone(), sink, metrics: self.metrics.clone(), clock: self.clock.clone() }.spawn(stop)
+    }
+}
+
+/// Serves until `stop`: then stops accepting and lets in-flight requests finish.
+pub async fn serve(listener: TcpListener, router: Router, stop: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await
+}
+
+/// The life of a service process: deliver the outbox to `peer_url`, serve `router` on `listen`
+/// until SIGTERM/Ctrl-C, let in-flight requests finish, then flush the outbox and stop the
+/// background tasks (`background`).
+pub async fn run_until_signal(
+    name: &str,
+    listen: std::net::SocketAddr,
+    router: Router,
+    runtime: &Runtime,
+    peer_url: &str,
+    background: CancellationToken,
+) -> std::io::Result<()> {
+    let sink = crate::messaging::sink::HttpSink::new(peer_url, runtime.keys.outbound_key().map(str::to_string));
+    let relay = runtime.start_relay(Arc::new(sink), background.clone());
+    let listener = TcpListener::bind(listen).await?;
+    tracing::info!(service = name, %listen, peer = peer_url, "listening");
+    let http_stop = CancellationToken::new();
+    tokio::spawn({
+        let http_stop = http_stop.clone();
+        async move {
+            crate::shutdown::signal().await;
+            http_stop.cancel();
+        }
+    });
+    serve(listener, router, http_stop).await?;
+    background.cancel();
+    let _ = relay.await;
+    tracing::info!(service = name, "stopped");
+    Ok(())
+}

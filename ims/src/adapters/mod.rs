@@ -1,0 +1,3 @@
+pub mod http;
+pub mod inbox_handler;
+pub mod sqlite_store;
