@@ -36,10 +36,7 @@ impl ApiKeys {
     /// Parses the comma-separated `SALVE_API_KEYS` value; blanks are ignored.
     pub fn from_csv(csv: &str) -> Self {
         let keys: Vec<&str> = csv.split(',').map(str::trim).filter(|k| !k.is_empty()).collect();
-        Self {
-            digests: Arc::new(keys.iter().map(|k| digest(k)).collect()),
-            outbound: keys.first().map(|k| k.to_string()),
-        }
+        Self { digests: Arc::new(keys.iter().map(|k| digest(k)).collect()), outbound: keys.first().map(|k| k.to_string()) }
     }
 
     /// From the process configuration: at least one key; the development default is allowed

@@ -67,9 +67,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorDetail { code: self.code.to_string(), message: self.message, details: self.details },
-        };
+        let body = ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message, details: self.details } };
         (self.status, Json(body)).into_response()
     }
 }

@@ -19,5 +19,6 @@ pub mod runtime;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod testing;
 pub mod time;
 pub mod trace_context;

@@ -27,11 +27,9 @@ impl Metrics {
             &["method", "route"],
         )
         .expect("static metric definition");
-        let messages_sent = IntCounterVec::new(
-            Opts::new("messages_sent_total", "Outbox deliveries by message type and outcome"),
-            &["type", "outcome"],
-        )
-        .expect("static metric definition");
+        let messages_sent =
+            IntCounterVec::new(Opts::new("messages_sent_total", "Outbox deliveries by message type and outcome"), &["type", "outcome"])
+                .expect("static metric definition");
         let messages_received = IntCounterVec::new(
             Opts::new("messages_received_total", "Inbox messages by outcome (processed, duplicate, dead_lettered, refused)"),
             &["outcome"],
@@ -40,15 +38,8 @@ impl Metrics {
         let outbox_depth = IntGauge::new("outbox_depth", "Messages waiting in the outbox").expect("static metric definition");
         let outbox_oldest_age_seconds =
             Gauge::new("outbox_oldest_age_seconds", "Age of the oldest undelivered message").expect("static metric definition");
-        let metrics = Metrics {
-            registry,
-            http_requests,
-            http_latency,
-            messages_sent,
-            messages_received,
-            outbox_depth,
-            outbox_oldest_age_seconds,
-        };
+        let metrics =
+            Metrics { registry, http_requests, http_latency, messages_sent, messages_received, outbox_depth, outbox_oldest_age_seconds };
         metrics.register(Box::new(metrics.http_requests.clone()));
         metrics.register(Box::new(metrics.http_latency.clone()));
         metrics.register(Box::new(metrics.messages_sent.clone()));

@@ -27,7 +27,7 @@ impl Money {
 
     /// Accepts only what a price can be: finite, non-negative, at most two decimals.
     pub fn from_decimal(amount: f64) -> Result<Self, MoneyError> {
-        if !amount.is_finite() || amount < 0.0 || amount > 1e13 {
+        if !amount.is_finite() || !(0.0..=1e13).contains(&amount) {
             return Err(MoneyError::Invalid);
         }
         let cents = (amount * 100.0).round();

@@ -15,9 +15,8 @@ pub fn encode<C: Serialize>(cursor: &C) -> String {
 }
 
 pub fn decode<C: DeserializeOwned>(token: &str) -> Result<C, ApiError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(token.as_bytes())
-        .map_err(|_| ApiError::bad_request("next_token is not a valid pagination token"))?;
+    let bytes =
+        URL_SAFE_NO_PAD.decode(token.as_bytes()).map_err(|_| ApiError::bad_request("next_token is not a valid pagination token"))?;
     serde_json::from_slice(&bytes).map_err(|_| ApiError::bad_request("next_token is not a valid pagination token"))
 }
 

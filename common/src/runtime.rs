@@ -78,7 +78,8 @@ impl Runtime {
 
     /// Starts delivering this service's outbox through `sink` until `stop`, then flushes.
     pub fn start_relay(&self, sink: Arc<dyn MessageSink>, stop: CancellationToken) -> JoinHandle<()> {
-        Relay { db: self.db.clone(), outbox: self.outbox.clone(), sink, metrics: self.metrics.clone(), clock: self.clock.clone() }.spawn(stop)
+        Relay { db: self.db.clone(), outbox: self.outbox.clone(), sink, metrics: self.metrics.clone(), clock: self.clock.clone() }
+            .spawn(stop)
     }
 }
 

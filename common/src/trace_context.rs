@@ -65,7 +65,12 @@ mod tests {
 
     #[test]
     fn invalid_headers_start_a_new_trace() {
-        for bad in ["", "garbage", "00-0000000000000000000000000000000-00f067aa0ba902b7-01", "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"] {
+        for bad in [
+            "",
+            "garbage",
+            "00-0000000000000000000000000000000-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
             assert!(TraceParent::parse(bad).is_none(), "{bad}");
         }
         assert_eq!(TraceParent::continue_or_start(Some("nope")).trace_id.len(), 32);

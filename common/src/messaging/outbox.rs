@@ -63,10 +63,8 @@ pub async fn stats(db: &Db, now: DateTime<Utc>) -> Result<OutboxStats, DbError> 
     db.read(move |c| {
         let (depth, oldest): (i64, Option<String>) =
             c.query_row("SELECT count(*), min(created_at) FROM outbox", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        let oldest_age_seconds = oldest
-            .and_then(|t| from_text(&t).ok())
-            .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0)
-            .unwrap_or(0.0);
+        let oldest_age_seconds =
+            oldest.and_then(|t| from_text(&t).ok()).map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0).unwrap_or(0.0);
         Ok(OutboxStats { depth, oldest_age_seconds })
     })
     .await

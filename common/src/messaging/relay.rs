@@ -101,9 +101,8 @@ impl Relay {
                 for seq in delivered {
                     delete.execute([seq])?;
                 }
-                let mut retry = tx.prepare_cached(
-                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE seq = ?1",
-                )?;
+                let mut retry =
+                    tx.prepare_cached("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE seq = ?1")?;
                 for (seq, next, error) in failed {
                     retry.execute(params![seq, next, error])?;
                 }

@@ -36,7 +36,9 @@ impl From<InventoryError> for ApiError {
         match e {
             InventoryError::Validation(m) => ApiError::validation(m),
             InventoryError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
-            InventoryError::AlreadyExists(sku) => ApiError::conflict(format!("product {sku} already exists")).with_details(json!({"sku": sku})),
+            InventoryError::AlreadyExists(sku) => {
+                ApiError::conflict(format!("product {sku} already exists")).with_details(json!({"sku": sku}))
+            }
             InventoryError::InsufficientStock { sku, available, delta } => {
                 ApiError::new(StatusCode::CONFLICT, "insufficient_stock", format!("stock of {sku} cannot go below zero"))
                     .with_details(json!({"sku": sku, "available": available, "delta": delta}))
@@ -51,7 +53,10 @@ type ApiResult<T> = Result<T, ApiError>;
 
 #[utoipa::path(post, path = "/products", request_body = NewProduct,
     responses((status = 201, body = Product), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn create_product(State(svc): State<Arc<InventoryService>>, ApiJson(new): ApiJson<NewProduct>) -> ApiResult<(StatusCode, Json<Product>)> {
+async fn create_product(
+    State(svc): State<Arc<InventoryService>>,
+    ApiJson(new): ApiJson<NewProduct>,
+) -> ApiResult<(StatusCode, Json<Product>)> {
     Ok((StatusCode::CREATED, Json(svc.create_product(new).await?)))
 }
 
@@ -76,7 +81,10 @@ struct Cursor {
 
 #[utoipa::path(get, path = "/products", params(ListProductsParams),
     responses((status = 200, body = ListProductsResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-async fn list_products(State(svc): State<Arc<InventoryService>>, ApiQuery(p): ApiQuery<ListProductsParams>) -> ApiResult<Json<ListProductsResponse>> {
+async fn list_products(
+    State(svc): State<Arc<InventoryService>>,
+    ApiQuery(p): ApiQuery<ListProductsParams>,
+) -> ApiResult<Json<ListProductsResponse>> {
     let limit = page_token::check_limit(p.limit)?;
     let after = p.next_token.map(|t| page_token::decode::<Cursor>(&t).map(|c| c.sku)).transpose()?;
     let page = svc.list_products(limit, after).await?;

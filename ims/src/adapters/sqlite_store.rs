@@ -147,7 +147,9 @@ impl InventoryStore for SqliteInventoryStore {
         self.db
             .read(move |c| {
                 let mut stmt = c
-                    .prepare_cached(&format!("SELECT {PRODUCT_COLUMNS} FROM products p WHERE (?1 IS NULL OR p.sku > ?1) ORDER BY p.sku LIMIT ?2"))
+                    .prepare_cached(&format!(
+                        "SELECT {PRODUCT_COLUMNS} FROM products p WHERE (?1 IS NULL OR p.sku > ?1) ORDER BY p.sku LIMIT ?2"
+                    ))
                     .map_err(sql)?;
                 let mut products =
                     stmt.query_map(params![after, limit + 1], row_to_product).map_err(sql)?.collect::<Result<Vec<_>, _>>().map_err(sql)?;
@@ -161,7 +163,9 @@ impl InventoryStore for SqliteInventoryStore {
     async fn inventory(&self, sku: &str) -> Result<Option<InventoryItem>, StoreError> {
         let sku = sku.to_string();
         self.db
-            .read(move |c| c.query_row("SELECT sku, quantity, updated_at FROM inventory WHERE sku = ?1", [sku], row_to_item).optional().map_err(sql))
+            .read(move |c| {
+                c.query_row("SELECT sku, quantity, updated_at FROM inventory WHERE sku = ?1", [sku], row_to_item).optional().map_err(sql)
+            })
             .await
     }
 
@@ -274,17 +278,23 @@ impl InventoryStore for SqliteInventoryStore {
                     return Ok(Released::Duplicate);
                 }
                 let held: Option<String> = tx
-                    .query_row("SELECT items FROM reservations WHERE order_id = ?1 AND status = ?2", params![order_id, RESERVED], |r| r.get(0))
+                    .query_row("SELECT items FROM reservations WHERE order_id = ?1 AND status = ?2", params![order_id, RESERVED], |r| {
+                        r.get(0)
+                    })
                     .optional()
                     .map_err(sql)?;
                 let Some(items_json) = held else { return Ok(Released::NothingHeld) };
                 let items: Vec<MessageItem> = serde_json::from_str(&items_json).map_err(|e| StoreError::Failed(e.to_string()))?;
                 let now = to_text(now);
                 for item in items {
-                    tx.execute("UPDATE inventory SET quantity = quantity + ?2, updated_at = ?3 WHERE sku = ?1", params![item.sku, item.quantity, now])
-                        .map_err(sql)?;
+                    tx.execute(
+                        "UPDATE inventory SET quantity = quantity + ?2, updated_at = ?3 WHERE sku = ?1",
+                        params![item.sku, item.quantity, now],
+                    )
+                    .map_err(sql)?;
                 }
-                tx.execute("UPDATE reservations SET status = ?2, updated_at = ?3 WHERE order_id = ?1", params![order_id, RELEASED, now]).map_err(sql)?;
+                tx.execute("UPDATE reservations SET status = ?2, updated_at = ?3 WHERE order_id = ?1", params![order_id, RELEASED, now])
+                    .map_err(sql)?;
                 Ok(Released::Released)
             })
             .await

@@ -39,7 +39,9 @@ pub enum Reserved {
     /// This message id was processed before.
     Duplicate,
     Reserved,
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

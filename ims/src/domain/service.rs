@@ -97,7 +97,13 @@ impl InventoryService {
         }
     }
 
-    pub async fn reserve(&self, message_id: &str, order_id: &str, items: &[MessageItem], trace: &TraceParent) -> Result<Reserved, InventoryError> {
+    pub async fn reserve(
+        &self,
+        message_id: &str,
+        order_id: &str,
+        items: &[MessageItem],
+        trace: &TraceParent,
+    ) -> Result<Reserved, InventoryError> {
         let reply = Emit { message_id: self.ids.new_id(), trace: trace.clone(), now: self.clock.now() };
         let outcome = self.store.reserve(message_id, order_id, items, reply).await?;
         match &outcome {

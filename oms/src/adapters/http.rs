@@ -37,15 +37,19 @@ impl From<OrderError> for ApiError {
         match e {
             OrderError::Validation(m) => ApiError::validation(m),
             OrderError::UnknownCustomer(id) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "unknown_customer", format!("customer {id} does not exist")).with_details(json!({"customer_id": id}))
+                ApiError::new(StatusCode::BAD_REQUEST, "unknown_customer", format!("customer {id} does not exist"))
+                    .with_details(json!({"customer_id": id}))
             }
             OrderError::UnknownSkus(skus) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "unknown_sku", format!("unknown products: {}", skus.join(", "))).with_details(json!({"skus": skus}))
+                ApiError::new(StatusCode::BAD_REQUEST, "unknown_sku", format!("unknown products: {}", skus.join(", ")))
+                    .with_details(json!({"skus": skus}))
             }
             OrderError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
-            OrderError::IdempotencyKeyReused => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", "this Idempotency-Key was already used with a different request")
-            }
+            OrderError::IdempotencyKeyReused => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used with a different request",
+            ),
             OrderError::Catalog(e) => ApiError::unavailable(format!("product catalog unavailable: {e}")),
             OrderError::Store(StoreError::Unavailable(e)) => ApiError::unavailable(format!("storage busy: {e}")),
             OrderError::Store(e @ StoreError::Failed(_)) => ApiError::internal(e),
@@ -61,7 +65,10 @@ fn trace_of(headers: &HeaderMap) -> TraceParent {
 
 #[utoipa::path(post, path = "/customers", request_body = NewCustomer,
     responses((status = 201, body = Customer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-async fn create_customer(State(svc): State<Arc<OrderService>>, ApiJson(new): ApiJson<NewCustomer>) -> ApiResult<(StatusCode, Json<Customer>)> {
+async fn create_customer(
+    State(svc): State<Arc<OrderService>>,
+    ApiJson(new): ApiJson<NewCustomer>,
+) -> ApiResult<(StatusCode, Json<Customer>)> {
     Ok((StatusCode::CREATED, Json(svc.create_customer(new).await?)))
 }
 
@@ -130,7 +137,10 @@ async fn list_orders(State(svc): State<Arc<OrderService>>, ApiQuery(p): ApiQuery
     let customer_id = p.customer_id.filter(|c| !c.is_empty()).ok_or_else(|| ApiError::bad_request("customer_id is required"))?;
     let status = match p.status.as_deref() {
         None => None,
-        Some(s) => Some(OrderStatus::parse(s).ok_or_else(|| ApiError::bad_request(format!("status must be PENDING_INVENTORY, CONFIRMED or CANCELLED, got {s}")))?),
+        Some(s) => Some(
+            OrderStatus::parse(s)
+                .ok_or_else(|| ApiError::bad_request(format!("status must be PENDING_INVENTORY, CONFIRMED or CANCELLED, got {s}")))?,
+        ),
     };
     let date = |name: &str, v: Option<String>| -> Result<_, ApiError> {
         v.map(|s| from_text(&s).map_err(|_| ApiError::bad_request(format!("{name} must be an ISO 8601 date-time, got {s}")))).transpose()

@@ -60,7 +60,10 @@ impl ImsCatalog {
 #[async_trait]
 impl Catalog for ImsCatalog {
     async fn lookup(&self, skus: &[String]) -> Result<HashMap<String, CatalogProduct>, CatalogError> {
-        let found = futures::future::try_join_all(skus.iter().map(|sku| async move { Ok::<_, CatalogError>((sku.clone(), self.fetch(sku).await?)) })).await?;
+        let found = futures::future::try_join_all(
+            skus.iter().map(|sku| async move { Ok::<_, CatalogError>((sku.clone(), self.fetch(sku).await?)) }),
+        )
+        .await?;
         Ok(found.into_iter().filter_map(|(sku, product)| product.map(|p| (sku, p))).collect())
     }
 }

@@ -129,14 +129,22 @@ impl OrderStore for SqliteOrderStore {
             .await
     }
 
-    async fn place_order(&self, order: &Order, reserve: &Envelope, trace: &TraceParent, key: Option<IdempotencyKey>) -> Result<PlaceOutcome, StoreError> {
+    async fn place_order(
+        &self,
+        order: &Order,
+        reserve: &Envelope,
+        trace: &TraceParent,
+        key: Option<IdempotencyKey>,
+    ) -> Result<PlaceOutcome, StoreError> {
         let (order, reserve, trace, outbox) = (order.clone(), reserve.clone(), trace.clone(), self.outbox.clone());
         let outcome = self
             .db
             .write(move |tx| -> Result<_, StoreError> {
                 if let Some(key) = &key {
                     let seen: Option<(String, String)> = tx
-                        .query_row("SELECT request_hash, order_id FROM idempotency_keys WHERE key = ?1", [&key.key], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .query_row("SELECT request_hash, order_id FROM idempotency_keys WHERE key = ?1", [&key.key], |r| {
+                            Ok((r.get(0)?, r.get(1)?))
+                        })
                         .optional()
                         .map_err(sql)?;
                     match seen {
@@ -170,7 +178,9 @@ impl OrderStore for SqliteOrderStore {
     async fn order(&self, id: &str) -> Result<Option<Order>, StoreError> {
         let id = id.to_string();
         self.db
-            .read(move |c| c.query_row(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?1"), [id], row_to_order).optional().map_err(sql))
+            .read(move |c| {
+                c.query_row(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?1"), [id], row_to_order).optional().map_err(sql)
+            })
             .await
     }
 
@@ -238,7 +248,13 @@ impl OrderStore for SqliteOrderStore {
         Ok(deleted)
     }
 
-    async fn apply_reservation_result(&self, message_id: &str, order_id: &str, result: &ReservationResult, emit: Emit) -> Result<Applied, StoreError> {
+    async fn apply_reservation_result(
+        &self,
+        message_id: &str,
+        order_id: &str,
+        result: &ReservationResult,
+        emit: Emit,
+    ) -> Result<Applied, StoreError> {
         let (message_id, order_id, result, outbox) = (message_id.to_string(), order_id.to_string(), result.clone(), self.outbox.clone());
         let (applied, woke) = self
             .db

@@ -183,7 +183,16 @@ mod tests {
 
     fn order(status: OrderStatus) -> Order {
         let now = Utc::now();
-        Order { id: "o".into(), customer_id: "c".into(), items: vec![], total: Money::ZERO, status, cancellation_reason: None, created_at: now, updated_at: now }
+        Order {
+            id: "o".into(),
+            customer_id: "c".into(),
+            items: vec![],
+            total: Money::ZERO,
+            status,
+            cancellation_reason: None,
+            created_at: now,
+            updated_at: now,
+        }
     }
 
     #[test]

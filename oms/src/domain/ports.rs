@@ -33,7 +33,9 @@ pub struct IdempotencyKey {
 pub enum PlaceOutcome {
     Placed,
     /// The key was seen with the same request: this is the order it created.
-    Replayed { order_id: String },
+    Replayed {
+        order_id: String,
+    },
     KeyReused,
 }
 
@@ -82,8 +84,13 @@ pub trait OrderStore: Send + Sync + 'static {
     async fn customer(&self, id: &str) -> Result<Option<Customer>, StoreError>;
 
     /// Saves the order and its ReserveInventory message (and the idempotency key) at once.
-    async fn place_order(&self, order: &Order, reserve: &Envelope, trace: &TraceParent, key: Option<IdempotencyKey>)
-    -> Result<PlaceOutcome, StoreError>;
+    async fn place_order(
+        &self,
+        order: &Order,
+        reserve: &Envelope,
+        trace: &TraceParent,
+        key: Option<IdempotencyKey>,
+    ) -> Result<PlaceOutcome, StoreError>;
     async fn order(&self, id: &str) -> Result<Option<Order>, StoreError>;
     async fn list_orders(&self, query: &OrderQuery) -> Result<OrderPage, StoreError>;
 
@@ -91,8 +98,13 @@ pub trait OrderStore: Send + Sync + 'static {
     async fn delete_order(&self, id: &str, emit: Emit) -> Result<Deleted, StoreError>;
 
     /// Applies the inventory's answer once per message id (see `order::on_reservation_result`).
-    async fn apply_reservation_result(&self, message_id: &str, order_id: &str, result: &ReservationResult, emit: Emit)
-    -> Result<Applied, StoreError>;
+    async fn apply_reservation_result(
+        &self,
+        message_id: &str,
+        order_id: &str,
+        result: &ReservationResult,
+        emit: Emit,
+    ) -> Result<Applied, StoreError>;
 
     async fn count_by_status(&self) -> Result<HashMap<OrderStatus, i64>, StoreError>;
 }

@@ -108,10 +108,17 @@ impl OrderService {
     }
 
     /// Handles InventoryReserved / InventoryReservationFailed. `None` for other message kinds.
-    pub async fn apply_inventory_answer(&self, message_id: &str, message: &Message, trace: &TraceParent) -> Option<Result<Applied, OrderError>> {
+    pub async fn apply_inventory_answer(
+        &self,
+        message_id: &str,
+        message: &Message,
+        trace: &TraceParent,
+    ) -> Option<Result<Applied, OrderError>> {
         let (order_id, result) = match message {
             Message::InventoryReserved { order_id, .. } => (order_id, ReservationResult::Reserved),
-            Message::InventoryReservationFailed { order_id, reason, .. } => (order_id, ReservationResult::Failed { reason: reason.clone() }),
+            Message::InventoryReservationFailed { order_id, reason, .. } => {
+                (order_id, ReservationResult::Failed { reason: reason.clone() })
+            }
             _ => return None,
         };
         let applied = self.store.apply_reservation_result(message_id, order_id, &result, self.emit(trace)).await;

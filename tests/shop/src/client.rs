@@ -42,8 +42,9 @@ impl ShopClient {
 
     /// Creates the product (if new) and sets its stock.
     pub async fn product_with_stock(&self, sku: &str, name: &str, price: f64, stock: i64) -> anyhow::Result<()> {
-        let (status, body) =
-            self.call(reqwest::Method::POST, &format!("{}/products", self.ims), Some(json!({"sku": sku, "name": name, "price": price}))).await?;
+        let (status, body) = self
+            .call(reqwest::Method::POST, &format!("{}/products", self.ims), Some(json!({"sku": sku, "name": name, "price": price})))
+            .await?;
         if status != StatusCode::CREATED && status != StatusCode::CONFLICT {
             bail!("creating {sku}: {status} {body}");
         }
@@ -51,7 +52,8 @@ impl ShopClient {
     }
 
     pub async fn set_stock(&self, sku: &str, quantity: i64) -> anyhow::Result<()> {
-        self.expect(reqwest::Method::PUT, &format!("{}/inventory/{sku}", self.ims), Some(json!({"quantity": quantity})), StatusCode::OK).await?;
+        self.expect(reqwest::Method::PUT, &format!("{}/inventory/{sku}", self.ims), Some(json!({"quantity": quantity})), StatusCode::OK)
+            .await?;
         Ok(())
     }
 
@@ -62,7 +64,12 @@ impl ShopClient {
 
     pub async fn customer(&self, name: &str, email: &str) -> anyhow::Result<String> {
         let v = self
-            .expect(reqwest::Method::POST, &format!("{}/customers", self.oms), Some(json!({"name": name, "email": email})), StatusCode::CREATED)
+            .expect(
+                reqwest::Method::POST,
+                &format!("{}/customers", self.oms),
+                Some(json!({"name": name, "email": email})),
+                StatusCode::CREATED,
+            )
             .await?;
         Ok(v["id"].as_str().context("id missing")?.to_string())
     }
@@ -71,7 +78,12 @@ impl ShopClient {
     pub async fn order(&self, customer_id: &str, items: &[(&str, i64)]) -> anyhow::Result<String> {
         let items: Vec<Value> = items.iter().map(|(sku, q)| json!({"sku": sku, "quantity": q})).collect();
         let v = self
-            .expect(reqwest::Method::POST, &format!("{}/orders", self.oms), Some(json!({"customer_id": customer_id, "items": items})), StatusCode::CREATED)
+            .expect(
+                reqwest::Method::POST,
+                &format!("{}/orders", self.oms),
+                Some(json!({"customer_id": customer_id, "items": items})),
+                StatusCode::CREATED,
+            )
             .await?;
         Ok(v["order_id"].as_str().context("order_id missing")?.to_string())
     }

@@ -86,10 +86,8 @@ impl Shop {
         to_oms.connect(oms.inbox.clone());
         let stop_background = CancellationToken::new();
         let stop_http = CancellationToken::new();
-        let mut tasks = vec![
-            oms.runtime.start_relay(to_ims, stop_background.clone()),
-            ims.runtime.start_relay(to_oms, stop_background.clone()),
-        ];
+        let mut tasks =
+            vec![oms.runtime.start_relay(to_ims, stop_background.clone()), ims.runtime.start_relay(to_oms, stop_background.clone())];
 
         let oms_listener = tokio::net::TcpListener::bind(options.oms_listen).await?;
         let ims_listener = tokio::net::TcpListener::bind(options.ims_listen).await?;

@@ -133,12 +133,19 @@ async fn unknown_or_repeated_skus_fail_the_reservation_with_a_reason() {
 #[tokio::test]
 async fn malformed_messages_are_kept_as_dead_letters_listed_and_redriven() {
     let (_dir, shop, client) = start().await;
-    let (status, receipt) =
-        client.call(Method::POST, &format!("{}/internal/messages", client.ims), Some(json!({"message_id": "m-bad", "type": "ReserveInventory"}))).await.unwrap();
+    let (status, receipt) = client
+        .call(Method::POST, &format!("{}/internal/messages", client.ims), Some(json!({"message_id": "m-bad", "type": "ReserveInventory"})))
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(receipt["outcome"], "dead_lettered");
     // A kind IMS never handles is kept too.
-    post_message(&client, &client.ims, json!({"message_id": "m-wrong", "type": "InventoryReserved", "order_id": "o", "timestamp": "2026-01-01T00:00:00Z"})).await;
+    post_message(
+        &client,
+        &client.ims,
+        json!({"message_id": "m-wrong", "type": "InventoryReserved", "order_id": "o", "timestamp": "2026-01-01T00:00:00Z"}),
+    )
+    .await;
 
     let (status, list) = client.call(Method::GET, &format!("{}/admin/dead-letters", client.ims), None).await.unwrap();
     assert_eq!(status, StatusCode::OK);
