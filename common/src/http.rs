@@ -18,12 +18,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::{ApiKeys, require_api_key};
-use crate::db::Db;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
-use crate::messaging::dead_letters;
 use crate::messaging::inbox::{Inbox, InboxError, Receipt};
-use crate::messaging::outbox;
+use crate::messaging::outbox::OutboxStore;
 use crate::metrics::Metrics;
 use crate::settings::SettingsHandle;
 use crate::time::Clock;
@@ -34,14 +32,30 @@ pub trait GaugeRefresher: Send + Sync + 'static {
     async fn refresh(&self);
 }
 
+/// Can the service reach its storage? (/readyz)
+#[async_trait]
+pub trait ReadinessCheck: Send + Sync + 'static {
+    async fn ready(&self) -> Result<(), String>;
+}
+
+#[async_trait]
+impl ReadinessCheck for crate::db::Db {
+    async fn ready(&self) -> Result<(), String> {
+        self.ping().await.map_err(|e| e.to_string())
+    }
+}
+
 /// Everything the shared routes and middleware need from a service.
 #[derive(Clone)]
 pub struct Plumbing {
     pub keys: ApiKeys,
     pub metrics: Arc<Metrics>,
     pub settings: SettingsHandle,
-    pub db: Db,
+    pub storage: Arc<dyn ReadinessCheck>,
+    pub outbox: Arc<dyn OutboxStore>,
     pub inbox: Arc<Inbox>,
+    /// Whether messages arrive over HTTP (`POST /internal/messages`) rather than from a queue.
+    pub http_inbox: bool,
     pub clock: Arc<dyn Clock>,
     pub gauges: Arc<dyn GaugeRefresher>,
     /// The service's generated OpenAPI document, served at /openapi.json.
@@ -51,12 +65,17 @@ pub struct Plumbing {
 /// Wraps a service's business routes with everything shared. Business, inbox and admin routes
 /// need an API key; health, readiness, metrics and the OpenAPI document do not.
 pub fn assemble(business: Router, plumbing: Plumbing) -> Router {
-    let messaging = Router::new()
-        .route("/internal/messages", post(receive_message))
-        .route("/admin/dead-letters", get(list_dead_letters))
-        .route("/admin/dead-letters/{id}", axum::routing::delete(delete_dead_letter))
-        .route("/admin/dead-letters/{id}/redrive", post(redrive_dead_letter))
-        .with_state(plumbing.clone());
+    let mut messaging = Router::new();
+    if plumbing.http_inbox {
+        messaging = messaging.route("/internal/messages", post(receive_message));
+    }
+    if plumbing.inbox.dead_letters().is_some() {
+        messaging = messaging
+            .route("/admin/dead-letters", get(list_dead_letters))
+            .route("/admin/dead-letters/{id}", axum::routing::delete(delete_dead_letter))
+            .route("/admin/dead-letters/{id}/redrive", post(redrive_dead_letter));
+    }
+    let messaging = messaging.with_state(plumbing.clone());
     let protected = business
         .merge(messaging)
         .route_layer(middleware::from_fn_with_state(plumbing.settings.clone(), inject_faults))
@@ -78,21 +97,21 @@ pub fn assemble(business: Router, plumbing: Plumbing) -> Router {
 }
 
 async fn readyz(State(p): State<Plumbing>) -> Response {
-    if let Err(e) = p.db.ping().await {
-        return ApiError::unavailable("database unreachable").with_details(json!({"cause": e.to_string()})).into_response();
+    if let Err(cause) = p.storage.ready().await {
+        return ApiError::unavailable("storage unreachable").with_details(json!({"cause": cause})).into_response();
     }
     let limit = p.settings.current().outbox_stuck_after_secs as f64;
-    match outbox::stats(&p.db, p.clock.now()).await {
+    match p.outbox.stats(p.clock.now()).await {
         Ok(stats) if stats.oldest_age_seconds > limit => ApiError::unavailable("outbox is stuck")
             .with_details(json!({"outbox_depth": stats.depth, "oldest_age_seconds": stats.oldest_age_seconds}))
             .into_response(),
         Ok(stats) => Json(json!({"status": "ready", "outbox_depth": stats.depth})).into_response(),
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => ApiError::unavailable(e.to_string()).into_response(),
     }
 }
 
 async fn metrics(State(p): State<Plumbing>) -> Response {
-    if let Ok(stats) = outbox::stats(&p.db, p.clock.now()).await {
+    if let Ok(stats) = p.outbox.stats(p.clock.now()).await {
         p.metrics.outbox_depth.set(stats.depth);
         p.metrics.outbox_oldest_age_seconds.set(stats.oldest_age_seconds);
     }
@@ -113,6 +132,7 @@ async fn receive_message(State(p): State<Plumbing>, headers: HeaderMap, body: By
         Ok(receipt @ Receipt::DeadLettered { .. }) => (StatusCode::ACCEPTED, Json(receipt)).into_response(),
         Ok(receipt) => (StatusCode::OK, Json(receipt)).into_response(),
         Err(InboxError::Unavailable(reason)) => ApiError::unavailable(reason).into_response(),
+        Err(InboxError::Rejected(reason)) => ApiError::unprocessable(reason).into_response(),
     }
 }
 
@@ -123,12 +143,18 @@ struct ListQuery {
 
 async fn list_dead_letters(State(p): State<Plumbing>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
     let limit = crate::page_token::check_limit(q.limit.or(Some(100)))?;
-    let letters = dead_letters::list(&p.db, limit).await?;
+    let store = p.inbox.dead_letters().ok_or_else(|| ApiError::not_found("no dead letters here"))?;
+    let letters = store.list(limit).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
     Ok(Json(json!({"dead_letters": letters})).into_response())
 }
 
 async fn delete_dead_letter(State(p): State<Plumbing>, ApiPath(id): ApiPath<i64>) -> Result<StatusCode, ApiError> {
-    if dead_letters::delete(&p.db, id).await? { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found("no such dead letter")) }
+    let store = p.inbox.dead_letters().ok_or_else(|| ApiError::not_found("no dead letters here"))?;
+    match store.delete(id).await {
+        Ok(true) => Ok(StatusCode::NO_CONTENT),
+        Ok(false) => Err(ApiError::not_found("no such dead letter")),
+        Err(e) => Err(ApiError::unavailable(e.to_string())),
+    }
 }
 
 async fn redrive_dead_letter(State(p): State<Plumbing>, ApiPath(id): ApiPath<i64>) -> Result<Response, ApiError> {
@@ -138,7 +164,7 @@ async fn redrive_dead_letter(State(p): State<Plumbing>, ApiPath(id): ApiPath<i64
         Ok(Some(Err(reason))) => {
             Err(ApiError::unprocessable("the message was rejected again and stays a dead letter").with_details(json!({"reason": reason})))
         }
-        Err(InboxError::Unavailable(reason)) => Err(ApiError::unavailable(reason)),
+        Err(InboxError::Unavailable(reason)) | Err(InboxError::Rejected(reason)) => Err(ApiError::unavailable(reason)),
     }
 }
 

@@ -12,19 +12,26 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::ApiKeys;
 use crate::db::{Db, DbError};
-use crate::http::{GaugeRefresher, Plumbing, assemble};
+use crate::http::{GaugeRefresher, Plumbing, ReadinessCheck, assemble};
+use crate::messaging::dead_letters::{DeadLetterStore, SqliteDeadLetters};
 use crate::messaging::inbox::{Inbox, MessageHandler};
-use crate::messaging::outbox::Outbox;
+use crate::messaging::outbox::{Outbox, OutboxStore, SqliteOutbox};
 use crate::messaging::relay::Relay;
 use crate::messaging::sink::MessageSink;
 use crate::metrics::Metrics;
 use crate::settings::SettingsHandle;
 use crate::time::{Clock, SystemClock};
 
+/// The parts of a service process that do not depend on its business: where its outbox and
+/// dead letters live, how readiness is checked, metrics, settings, clock and keys.
 #[derive(Clone)]
 pub struct Runtime {
-    pub db: Db,
     pub outbox: Outbox,
+    pub outbox_store: Arc<dyn OutboxStore>,
+    pub storage: Arc<dyn ReadinessCheck>,
+    /// Kept here when messages arrive over HTTP; with a queue, its DLQ keeps them.
+    pub dead_letters: Option<Arc<dyn DeadLetterStore>>,
+    pub http_inbox: bool,
     pub metrics: Arc<Metrics>,
     pub settings: SettingsHandle,
     pub clock: Arc<dyn Clock>,
@@ -40,9 +47,37 @@ impl GaugeRefresher for NoGauges {
 }
 
 impl Runtime {
-    /// Opens `<data_dir>/<service>.db` with the messaging tables plus `schema`, and keeps the
-    /// read pool sized to the current settings.
-    pub fn open(service: &str, data_dir: &Path, schema: &str, settings: SettingsHandle, keys: ApiKeys) -> Result<Runtime, DbError> {
+    /// A runtime whose outbox lives in `outbox_store` and whose messages arrive from a queue.
+    pub fn new(
+        service: &str,
+        outbox_store: Arc<dyn OutboxStore>,
+        storage: Arc<dyn ReadinessCheck>,
+        settings: SettingsHandle,
+        keys: ApiKeys,
+    ) -> Runtime {
+        Runtime {
+            outbox: Outbox::new(),
+            outbox_store,
+            storage,
+            dead_letters: None,
+            http_inbox: false,
+            metrics: Arc::new(Metrics::new(service)),
+            settings,
+            clock: Arc::new(SystemClock),
+            keys,
+        }
+    }
+
+    /// The embedded default: `<data_dir>/<service>.db` holds the business tables (`schema`),
+    /// the outbox and the dead letters; messages arrive over HTTP. The read pool follows the
+    /// current settings.
+    pub fn open_sqlite(
+        service: &str,
+        data_dir: &Path,
+        schema: &str,
+        settings: SettingsHandle,
+        keys: ApiKeys,
+    ) -> Result<(Runtime, Db), DbError> {
         let full_schema = format!("{}\n{}", crate::messaging::SCHEMA, schema);
         let db = Db::open(&data_dir.join(format!("{service}.db")), settings.current().pool_size, &full_schema)?;
         let mut changes = settings.subscribe();
@@ -53,11 +88,21 @@ impl Runtime {
                 follower.resize_read_pool(size);
             }
         });
-        Ok(Runtime { db, outbox: Outbox::new(), metrics: Arc::new(Metrics::new(service)), settings, clock: Arc::new(SystemClock), keys })
+        let mut runtime = Runtime::new(service, Arc::new(SqliteOutbox(db.clone())), Arc::new(db.clone()), settings, keys);
+        runtime.dead_letters = Some(Arc::new(SqliteDeadLetters(db.clone())));
+        runtime.http_inbox = true;
+        Ok((runtime, db))
+    }
+
+    /// Messages arrive from a queue (SQS): no HTTP inbox, and the queue's DLQ keeps rejects.
+    pub fn fed_by_queue(mut self) -> Runtime {
+        self.dead_letters = None;
+        self.http_inbox = false;
+        self
     }
 
     pub fn inbox(&self, handler: Arc<dyn MessageHandler>) -> Arc<Inbox> {
-        Arc::new(Inbox::new(self.db.clone(), handler, self.settings.clone(), self.metrics.clone(), self.clock.clone()))
+        Arc::new(Inbox::new(handler, self.settings.clone(), self.metrics.clone(), self.clock.clone(), self.dead_letters.clone()))
     }
 
     pub fn router(&self, business: Router, inbox: Arc<Inbox>, gauges: Arc<dyn GaugeRefresher>, openapi: serde_json::Value) -> Router {
@@ -67,8 +112,10 @@ impl Runtime {
                 keys: self.keys.clone(),
                 metrics: self.metrics.clone(),
                 settings: self.settings.clone(),
-                db: self.db.clone(),
+                storage: self.storage.clone(),
+                outbox: self.outbox_store.clone(),
                 inbox,
+                http_inbox: self.http_inbox,
                 clock: self.clock.clone(),
                 gauges,
                 openapi: Arc::new(openapi),
@@ -78,8 +125,14 @@ impl Runtime {
 
     /// Starts delivering this service's outbox through `sink` until `stop`, then flushes.
     pub fn start_relay(&self, sink: Arc<dyn MessageSink>, stop: CancellationToken) -> JoinHandle<()> {
-        Relay { db: self.db.clone(), outbox: self.outbox.clone(), sink, metrics: self.metrics.clone(), clock: self.clock.clone() }
-            .spawn(stop)
+        Relay {
+            store: self.outbox_store.clone(),
+            outbox: self.outbox.clone(),
+            sink,
+            metrics: self.metrics.clone(),
+            clock: self.clock.clone(),
+        }
+        .spawn(stop)
     }
 }
 

@@ -121,19 +121,18 @@ impl SettingsHandle {
 
 /// Loads the file (if any) and, while `stop` is not cancelled, re-reads it every `every`.
 pub fn watch_file(path: Option<PathBuf>, every: Duration, stop: CancellationToken) -> Result<SettingsHandle, SettingsError> {
-    let initial = match &path {
-        Some(p) => Settings::load(p)?,
-        None => Settings::default(),
-    };
+    let Some(path) = path else { return Ok(SettingsHandle::fixed(Settings::default()).0) };
+    let text = std::fs::read_to_string(&path).map_err(|source| SettingsError::Read { path: path.clone(), source })?;
+    let initial = Settings::parse(&text).map_err(|reason| SettingsError::Invalid { path: path.clone(), reason })?;
     let (handle, tx) = SettingsHandle::fixed(initial);
-    if let Some(path) = path {
-        tokio::spawn(reload_loop(path, every, tx, stop));
-    }
+    // The text just loaded is the baseline: a change made before the reloader first runs is
+    // still seen as a change.
+    tokio::spawn(reload_loop(path, text, every, tx, stop));
     Ok(handle)
 }
 
-async fn reload_loop(path: PathBuf, every: Duration, tx: watch::Sender<Arc<Settings>>, stop: CancellationToken) {
-    let mut last_text = std::fs::read_to_string(&path).ok();
+async fn reload_loop(path: PathBuf, loaded: String, every: Duration, tx: watch::Sender<Arc<Settings>>, stop: CancellationToken) {
+    let mut last_text = Some(loaded);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,

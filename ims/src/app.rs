@@ -26,8 +26,8 @@ pub struct Ims {
 }
 
 pub fn build(data_dir: &Path, keys: ApiKeys, settings: SettingsHandle) -> Result<Ims, DbError> {
-    let runtime = Runtime::open("ims", data_dir, SCHEMA, settings, keys)?;
-    let store = Arc::new(SqliteInventoryStore::new(runtime.db.clone(), runtime.outbox.clone()));
+    let (runtime, db) = Runtime::open_sqlite("ims", data_dir, SCHEMA, settings, keys)?;
+    let store = Arc::new(SqliteInventoryStore::new(db, runtime.outbox.clone()));
     let service = Arc::new(InventoryService::new(store, runtime.clock.clone(), Arc::new(UuidV7)));
     let outcomes = IntCounterVec::new(Opts::new("reservations_total", "Reservation outcomes: reserved, failed, released"), &["outcome"])
         .expect("static metric definition");

@@ -30,8 +30,8 @@ pub struct Oms {
 }
 
 pub fn build(data_dir: &Path, keys: ApiKeys, settings: SettingsHandle, catalog: Arc<dyn Catalog>) -> Result<Oms, DbError> {
-    let runtime = Runtime::open("oms", data_dir, SCHEMA, settings, keys)?;
-    let store: Arc<dyn OrderStore> = Arc::new(SqliteOrderStore::new(runtime.db.clone(), runtime.outbox.clone()));
+    let (runtime, db) = Runtime::open_sqlite("oms", data_dir, SCHEMA, settings, keys)?;
+    let store: Arc<dyn OrderStore> = Arc::new(SqliteOrderStore::new(db, runtime.outbox.clone()));
     let service = Arc::new(OrderService::new(store.clone(), catalog, runtime.clock.clone(), Arc::new(UuidV7)));
     let inbox = runtime.inbox(Arc::new(OmsMessageHandler(service.clone())));
     let gauges = OrderGauges::new(store);

@@ -1,10 +1,13 @@
 //! Messages that cannot be processed, kept with their reason until someone redrives or
-//! deletes them (admin endpoints). Nothing is dropped silently.
+//! deletes them (admin endpoints). Nothing is dropped silently. With the SQS bus the queue's
+//! own DLQ plays this part instead.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
+use super::StoreUnavailable;
 use crate::db::{Db, DbError};
 use crate::time::to_text;
 
@@ -20,60 +23,75 @@ pub struct DeadLetter {
     pub redrive_count: i64,
 }
 
-pub async fn store(db: &Db, body: &str, traceparent: Option<&str>, reason: &str, now: DateTime<Utc>) -> Result<(), DbError> {
-    // Best effort: a message id makes a dead letter easier to trace, but it may be unreadable.
-    let message_id = serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("message_id").and_then(|id| id.as_str()).map(str::to_string));
-    let (body, traceparent, reason) = (body.to_string(), traceparent.map(str::to_string), reason.to_string());
-    db.write(move |tx| {
-        tx.execute(
-            "INSERT INTO dead_letters (message_id, body, traceparent, reason, received_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![message_id, body, traceparent, reason, to_text(now)],
-        )?;
-        Ok(())
-    })
-    .await
+#[async_trait]
+pub trait DeadLetterStore: Send + Sync + 'static {
+    async fn store(&self, body: &str, traceparent: Option<&str>, reason: &str, now: DateTime<Utc>) -> Result<(), StoreUnavailable>;
+    async fn list(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreUnavailable>;
+    async fn get(&self, id: i64) -> Result<Option<DeadLetter>, StoreUnavailable>;
+    async fn delete(&self, id: i64) -> Result<bool, StoreUnavailable>;
+    /// A redrive was rejected again: keep it, with the new reason and the count raised.
+    async fn record_failed_redrive(&self, id: i64, reason: &str) -> Result<(), StoreUnavailable>;
 }
 
-pub async fn list(db: &Db, limit: u32) -> Result<Vec<DeadLetter>, DbError> {
-    db.read(move |c| {
-        let mut stmt = c.prepare(
-            "SELECT id, message_id, body, traceparent, reason, received_at, redrive_count FROM dead_letters ORDER BY id LIMIT ?1",
-        )?;
-        let rows = stmt.query_map([limit], row_to_letter)?.collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
-    })
-    .await
-}
+/// Dead letters in the service's SQLite file.
+pub struct SqliteDeadLetters(pub Db);
 
-pub async fn get(db: &Db, id: i64) -> Result<Option<DeadLetter>, DbError> {
-    db.read(move |c| {
-        Ok(c.query_row(
-            "SELECT id, message_id, body, traceparent, reason, received_at, redrive_count FROM dead_letters WHERE id = ?1",
-            [id],
-            row_to_letter,
-        )
-        .optional()?)
-    })
-    .await
-}
+const COLUMNS: &str = "id, message_id, body, traceparent, reason, received_at, redrive_count";
 
-pub async fn delete(db: &Db, id: i64) -> Result<bool, DbError> {
-    db.write(move |tx| Ok(tx.execute("DELETE FROM dead_letters WHERE id = ?1", [id])? == 1)).await
-}
+#[async_trait]
+impl DeadLetterStore for SqliteDeadLetters {
+    async fn store(&self, body: &str, traceparent: Option<&str>, reason: &str, now: DateTime<Utc>) -> Result<(), StoreUnavailable> {
+        // Best effort: a message id makes a dead letter easier to trace, but it may be unreadable.
+        let message_id = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("message_id").and_then(|id| id.as_str()).map(str::to_string));
+        let (body, traceparent, reason) = (body.to_string(), traceparent.map(str::to_string), reason.to_string());
+        Ok(self
+            .0
+            .write(move |tx| {
+                tx.execute(
+                    "INSERT INTO dead_letters (message_id, body, traceparent, reason, received_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![message_id, body, traceparent, reason, to_text(now)],
+                )?;
+                Ok::<_, DbError>(())
+            })
+            .await?)
+    }
 
-pub async fn record_failed_redrive(db: &Db, id: i64, reason: &str) -> Result<(), DbError> {
-    let reason = reason.to_string();
-    db.write(move |tx| {
-        tx.execute("UPDATE dead_letters SET reason = ?2, redrive_count = redrive_count + 1 WHERE id = ?1", params![id, reason])?;
-        Ok(())
-    })
-    .await
-}
+    async fn list(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreUnavailable> {
+        Ok(self
+            .0
+            .read(move |c| {
+                let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM dead_letters ORDER BY id LIMIT ?1"))?;
+                let rows = stmt.query_map([limit], row_to_letter)?.collect::<Result<Vec<_>, _>>()?;
+                Ok::<_, DbError>(rows)
+            })
+            .await?)
+    }
 
-pub async fn count(db: &Db) -> Result<i64, DbError> {
-    db.read(|c| Ok(c.query_row("SELECT count(*) FROM dead_letters", [], |r| r.get(0))?)).await
+    async fn get(&self, id: i64) -> Result<Option<DeadLetter>, StoreUnavailable> {
+        Ok(self
+            .0
+            .read(move |c| {
+                Ok::<_, DbError>(c.query_row(&format!("SELECT {COLUMNS} FROM dead_letters WHERE id = ?1"), [id], row_to_letter).optional()?)
+            })
+            .await?)
+    }
+
+    async fn delete(&self, id: i64) -> Result<bool, StoreUnavailable> {
+        Ok(self.0.write(move |tx| Ok::<_, DbError>(tx.execute("DELETE FROM dead_letters WHERE id = ?1", [id])? == 1)).await?)
+    }
+
+    async fn record_failed_redrive(&self, id: i64, reason: &str) -> Result<(), StoreUnavailable> {
+        let reason = reason.to_string();
+        Ok(self
+            .0
+            .write(move |tx| {
+                tx.execute("UPDATE dead_letters SET reason = ?2, redrive_count = redrive_count + 1 WHERE id = ?1", params![id, reason])?;
+                Ok::<_, DbError>(())
+            })
+            .await?)
+    }
 }
 
 fn row_to_letter(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {

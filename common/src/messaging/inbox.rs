@@ -7,8 +7,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use super::dead_letters::{self, DeadLetter};
-use crate::db::{Db, DbError};
+use super::StoreUnavailable;
+use super::dead_letters::DeadLetterStore;
+use crate::db::DbError;
 use crate::messages::Envelope;
 use crate::metrics::Metrics;
 use crate::settings::SettingsHandle;
@@ -55,29 +56,46 @@ pub enum Receipt {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InboxError {
+    /// Retry later.
     #[error("{0}")]
     Unavailable(String),
+    /// Never processable as it is, and this inbox keeps no dead letters itself: the transport
+    /// must park it (the SQS consumer moves it to the queue's DLQ).
+    #[error("rejected: {0}")]
+    Rejected(String),
+}
+
+impl From<StoreUnavailable> for InboxError {
+    fn from(e: StoreUnavailable) -> Self {
+        InboxError::Unavailable(e.0)
+    }
 }
 
 pub struct Inbox {
-    db: Db,
     handler: Arc<dyn MessageHandler>,
     settings: SettingsHandle,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
+    dead_letters: Option<Arc<dyn DeadLetterStore>>,
 }
 
 impl Inbox {
-    pub fn new(db: Db, handler: Arc<dyn MessageHandler>, settings: SettingsHandle, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> Self {
-        Self { db, handler, settings, metrics, clock }
+    pub fn new(
+        handler: Arc<dyn MessageHandler>,
+        settings: SettingsHandle,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+        dead_letters: Option<Arc<dyn DeadLetterStore>>,
+    ) -> Self {
+        Self { handler, settings, metrics, clock, dead_letters }
     }
 
-    pub fn db(&self) -> &Db {
-        &self.db
+    pub fn dead_letters(&self) -> Option<&Arc<dyn DeadLetterStore>> {
+        self.dead_letters.as_ref()
     }
 
     /// Takes one message. `Ok` means it is durably handled (processed, duplicate, or kept as a
-    /// dead letter) and the sender may forget it; `Err` means the sender must retry.
+    /// dead letter) and the sender may forget it; `Err` says what the sender must do.
     pub async fn receive(&self, body: &str, traceparent: Option<&str>) -> Result<Receipt, InboxError> {
         let settings = self.settings.current();
         if settings.faults.consumer_paused {
@@ -98,10 +116,9 @@ impl Inbox {
             }
             Err(HandleError::Rejected(reason)) => {
                 tracing::warn!(%reason, "message dead-lettered");
-                dead_letters::store(&self.db, body, traceparent, &reason, self.clock.now())
-                    .await
-                    .map_err(|e| InboxError::Unavailable(e.to_string()))?;
                 self.count("dead_lettered");
+                let Some(store) = &self.dead_letters else { return Err(InboxError::Rejected(reason)) };
+                store.store(body, traceparent, &reason, self.clock.now()).await?;
                 Ok(Receipt::DeadLettered { reason })
             }
             Err(HandleError::Unavailable(reason)) => {
@@ -114,18 +131,16 @@ impl Inbox {
     /// Runs a dead letter through the handler again. On success it leaves the table; on a
     /// new rejection it stays, with the new reason and its redrive count raised.
     pub async fn redrive(&self, id: i64) -> Result<Option<Result<Handled, String>>, InboxError> {
-        let unavailable = |e: DbError| InboxError::Unavailable(e.to_string());
-        let Some(letter): Option<DeadLetter> = dead_letters::get(&self.db, id).await.map_err(unavailable)? else {
-            return Ok(None);
-        };
+        let Some(store) = &self.dead_letters else { return Ok(None) };
+        let Some(letter) = store.get(id).await? else { return Ok(None) };
         match self.process(&letter.body, letter.traceparent.as_deref()).await {
             Ok(handled) => {
-                dead_letters::delete(&self.db, id).await.map_err(unavailable)?;
+                store.delete(id).await?;
                 self.count("redriven");
                 Ok(Some(Ok(handled)))
             }
             Err(HandleError::Rejected(reason)) => {
-                dead_letters::record_failed_redrive(&self.db, id, &reason).await.map_err(unavailable)?;
+                store.record_failed_redrive(id, &reason).await?;
                 Ok(Some(Err(reason)))
             }
             Err(HandleError::Unavailable(reason)) => Err(InboxError::Unavailable(reason)),

@@ -12,6 +12,17 @@ pub mod outbox;
 pub mod relay;
 pub mod sink;
 
+/// The outbox or dead-letter storage cannot be reached right now; try again later.
+#[derive(Debug, thiserror::Error)]
+#[error("message storage unavailable: {0}")]
+pub struct StoreUnavailable(pub String);
+
+impl From<crate::db::DbError> for StoreUnavailable {
+    fn from(e: crate::db::DbError) -> Self {
+        StoreUnavailable(e.to_string())
+    }
+}
+
 /// Tables every service's database needs for messaging.
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS outbox (

@@ -1,11 +1,16 @@
-//! Writing to the outbox, inside the caller's transaction, and reading its state.
+//! The outbox: messages written in the same atomic unit as the business change that causes
+//! them, delivered later by the relay. [`OutboxStore`] is the relay's view of it; the SQLite
+//! implementation is here, the DynamoDB one lives with the AWS adapters.
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Transaction, params};
 use tokio::sync::Notify;
 
+use super::StoreUnavailable;
+use super::sink::OutgoingMessage;
 use crate::db::{Db, DbError};
 use crate::messages::Envelope;
 use crate::time::{from_text, to_text};
@@ -22,7 +27,7 @@ impl Outbox {
         Self::default()
     }
 
-    /// Adds the message to the outbox as part of `tx`: it is sent if and only if `tx` commits.
+    /// Adds the message to the SQLite outbox as part of `tx`: sent if and only if `tx` commits.
     pub fn enqueue(&self, tx: &Transaction<'_>, envelope: &Envelope, trace: &TraceParent, now: DateTime<Utc>) -> rusqlite::Result<()> {
         let now = to_text(now);
         tx.execute(
@@ -53,24 +58,101 @@ pub fn mark_processed(tx: &Transaction<'_>, message_id: &str, now: DateTime<Utc>
     Ok(inserted == 1)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct OutboxStats {
     pub depth: i64,
     pub oldest_age_seconds: f64,
 }
 
-pub async fn stats(db: &Db, now: DateTime<Utc>) -> Result<OutboxStats, DbError> {
-    db.read(move |c| {
-        let (depth, oldest): (i64, Option<String>) =
-            c.query_row("SELECT count(*), min(created_at) FROM outbox", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        let oldest_age_seconds =
-            oldest.and_then(|t| from_text(&t).ok()).map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0).unwrap_or(0.0);
-        Ok(OutboxStats { depth, oldest_age_seconds })
-    })
-    .await
+/// A message waiting in the outbox, with its delivery attempts so far.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub message: OutgoingMessage,
+    pub attempts: i64,
 }
 
-/// True when some message is still in the outbox (used by tests and shutdown).
-pub async fn has_pending(db: &Db) -> Result<bool, DbError> {
-    db.read(|c| Ok(c.query_row("SELECT seq FROM outbox LIMIT 1", [], |r| r.get::<_, i64>(0)).optional()?.is_some())).await
+#[derive(Debug, Clone)]
+pub struct Retry {
+    pub message_id: String,
+    pub next_attempt_at: DateTime<Utc>,
+    pub error: String,
+}
+
+/// What the relay needs from wherever the outbox lives.
+#[async_trait]
+pub trait OutboxStore: Send + Sync + 'static {
+    /// Messages whose next attempt is due, oldest first.
+    async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Pending>, StoreUnavailable>;
+    /// Removes acknowledged messages and reschedules failed ones.
+    async fn settle(&self, delivered: Vec<String>, retries: Vec<Retry>) -> Result<(), StoreUnavailable>;
+    async fn stats(&self, now: DateTime<Utc>) -> Result<OutboxStats, StoreUnavailable>;
+}
+
+pub struct SqliteOutbox(pub Db);
+
+#[async_trait]
+impl OutboxStore for SqliteOutbox {
+    async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Pending>, StoreUnavailable> {
+        let now = to_text(now);
+        Ok(self
+            .0
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT message_id, message_type, body, traceparent, attempts FROM outbox
+                     WHERE next_attempt_at <= ?1 ORDER BY seq LIMIT ?2",
+                )?;
+                let rows = stmt
+                    .query_map(params![now, limit], |r| {
+                        Ok(Pending {
+                            message: OutgoingMessage {
+                                message_id: r.get(0)?,
+                                message_type: r.get(1)?,
+                                body: r.get(2)?,
+                                traceparent: r.get(3)?,
+                            },
+                            attempts: r.get(4)?,
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok::<_, DbError>(rows)
+            })
+            .await?)
+    }
+
+    async fn settle(&self, delivered: Vec<String>, retries: Vec<Retry>) -> Result<(), StoreUnavailable> {
+        Ok(self
+            .0
+            .write(move |tx| {
+                let mut delete = tx.prepare_cached("DELETE FROM outbox WHERE message_id = ?1")?;
+                for id in delivered {
+                    delete.execute([id])?;
+                }
+                let mut retry = tx.prepare_cached(
+                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE message_id = ?1",
+                )?;
+                for r in retries {
+                    retry.execute(params![r.message_id, to_text(r.next_attempt_at), r.error])?;
+                }
+                Ok::<_, DbError>(())
+            })
+            .await?)
+    }
+
+    async fn stats(&self, now: DateTime<Utc>) -> Result<OutboxStats, StoreUnavailable> {
+        Ok(self
+            .0
+            .read(move |c| {
+                let (depth, oldest): (i64, Option<String>) =
+                    c.query_row("SELECT count(*), min(created_at) FROM outbox", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok::<_, DbError>(OutboxStats {
+                    depth,
+                    oldest_age_seconds: oldest.and_then(|t| from_text(&t).ok()).map(|t| age(now, t)).unwrap_or(0.0),
+                })
+            })
+            .await?)
+    }
+}
+
+pub fn age(now: DateTime<Utc>, then: DateTime<Utc>) -> f64 {
+    (now - then).num_milliseconds().max(0) as f64 / 1000.0
 }

@@ -5,17 +5,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use rand::Rng;
-use rusqlite::params;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::outbox::Outbox;
-use super::sink::{MessageSink, OutgoingMessage};
-use crate::db::{Db, DbError};
+use super::StoreUnavailable;
+use super::outbox::{Outbox, OutboxStore, Retry};
+use super::sink::MessageSink;
 use crate::metrics::Metrics;
-use crate::time::{Clock, to_text};
+use crate::time::Clock;
 
 const BATCH: u32 = 256;
 const IDLE_POLL: Duration = Duration::from_millis(250);
@@ -23,17 +21,11 @@ const IDLE_POLL: Duration = Duration::from_millis(250);
 const FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 
 pub struct Relay {
-    pub db: Db,
+    pub store: Arc<dyn OutboxStore>,
     pub outbox: Outbox,
     pub sink: Arc<dyn MessageSink>,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
-}
-
-struct Attempt {
-    seq: i64,
-    message: OutgoingMessage,
-    attempts: i64,
 }
 
 impl Relay {
@@ -49,14 +41,14 @@ impl Relay {
                 break;
             }
             match self.deliver_due_batch().await {
-                Ok(0) | Err(_) => {
-                    tokio::select! {
-                        _ = wake.notified() => {}
-                        _ = tokio::time::sleep(IDLE_POLL) => {}
-                        _ = stop.cancelled() => {}
-                    }
-                }
-                Ok(_) => {}
+                Ok(0) => {}
+                Ok(_) => continue,
+                Err(e) => tracing::warn!(error = %e, "outbox relay cannot read the outbox; retrying"),
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = stop.cancelled() => {}
             }
         }
         let deadline = tokio::time::Instant::now() + FLUSH_DEADLINE;
@@ -70,73 +62,36 @@ impl Relay {
     }
 
     /// Delivers one batch of due messages concurrently; returns how many were acknowledged.
-    pub async fn deliver_due_batch(&self) -> Result<usize, DbError> {
+    pub async fn deliver_due_batch(&self) -> Result<usize, StoreUnavailable> {
         let now = self.clock.now();
-        let due = self.fetch_due(now).await?;
+        let due = self.store.due(now, BATCH).await?;
         if due.is_empty() {
             return Ok(0);
         }
-        let results = futures::future::join_all(due.iter().map(|a| self.sink.deliver(&a.message))).await;
+        let results = futures::future::join_all(due.iter().map(|p| self.sink.deliver(&p.message))).await;
         let mut delivered = Vec::new();
-        let mut failed = Vec::new();
-        for (attempt, result) in due.into_iter().zip(results) {
-            let kind = attempt.message.message_type.clone();
+        let mut retries = Vec::new();
+        for (pending, result) in due.into_iter().zip(results) {
+            let kind = pending.message.message_type.as_str();
             match result {
                 Ok(()) => {
-                    self.metrics.messages_sent.with_label_values(&[kind.as_str(), "delivered"]).inc();
-                    delivered.push(attempt.seq);
+                    self.metrics.messages_sent.with_label_values(&[kind, "delivered"]).inc();
+                    delivered.push(pending.message.message_id);
                 }
                 Err(e) => {
-                    self.metrics.messages_sent.with_label_values(&[kind.as_str(), "retry"]).inc();
-                    tracing::warn!(message_id = %attempt.message.message_id, attempts = attempt.attempts + 1, error = %e, "delivery failed; will retry");
-                    let next = now + backoff(attempt.attempts);
-                    failed.push((attempt.seq, to_text(next), e.to_string()));
+                    self.metrics.messages_sent.with_label_values(&[kind, "retry"]).inc();
+                    tracing::warn!(message_id = %pending.message.message_id, attempts = pending.attempts + 1, error = %e, "delivery failed; will retry");
+                    retries.push(Retry {
+                        message_id: pending.message.message_id,
+                        next_attempt_at: now + backoff(pending.attempts),
+                        error: e.to_string(),
+                    });
                 }
             }
         }
         let acknowledged = delivered.len();
-        self.db
-            .write(move |tx| {
-                let mut delete = tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?;
-                for seq in delivered {
-                    delete.execute([seq])?;
-                }
-                let mut retry =
-                    tx.prepare_cached("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE seq = ?1")?;
-                for (seq, next, error) in failed {
-                    retry.execute(params![seq, next, error])?;
-                }
-                Ok::<_, DbError>(())
-            })
-            .await?;
+        self.store.settle(delivered, retries).await?;
         Ok(acknowledged)
-    }
-
-    async fn fetch_due(&self, now: DateTime<Utc>) -> Result<Vec<Attempt>, DbError> {
-        let now = to_text(now);
-        self.db
-            .read(move |c| {
-                let mut stmt = c.prepare_cached(
-                    "SELECT seq, message_id, message_type, body, traceparent, attempts FROM outbox
-                     WHERE next_attempt_at <= ?1 ORDER BY seq LIMIT ?2",
-                )?;
-                let rows = stmt
-                    .query_map(params![now, BATCH], |r| {
-                        Ok(Attempt {
-                            seq: r.get(0)?,
-                            message: OutgoingMessage {
-                                message_id: r.get(1)?,
-                                message_type: r.get(2)?,
-                                body: r.get(3)?,
-                                traceparent: r.get(4)?,
-                            },
-                            attempts: r.get(5)?,
-                        })
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(rows)
-            })
-            .await
     }
 }
 

@@ -100,6 +100,9 @@ impl MessageSink for InProcessSink {
         match inbox.receive(&message.body, message.traceparent.as_deref()).await {
             Ok(_) => Ok(()),
             Err(InboxError::Unavailable(reason)) => Err(DeliveryError::Unavailable(reason)),
+            // The in-process pair always keeps dead letters, so this does not happen; retrying
+            // is the safe answer if it ever does.
+            Err(InboxError::Rejected(reason)) => Err(DeliveryError::Refused { status: 422, body: reason }),
         }
     }
 }

@@ -168,7 +168,7 @@ async fn malformed_messages_are_kept_as_dead_letters_listed_and_redriven() {
     let valid = json!({"message_id": "m-parked", "type": "ReserveInventory", "order_id": "o-parked", "customer_id": "c",
                        "items": [{"sku": "CUP", "quantity": 1}], "timestamp": "2026-01-01T00:00:00Z"})
     .to_string();
-    salve_common::messaging::dead_letters::store(shop.ims.inbox.db(), &valid, None, "parked by test", chrono_now()).await.unwrap();
+    shop.ims.inbox.dead_letters().unwrap().store(&valid, None, "parked by test", chrono::Utc::now()).await.unwrap();
     let (_, list) = client.call(Method::GET, &format!("{}/admin/dead-letters", client.ims), None).await.unwrap();
     let parked = list["dead_letters"].as_array().unwrap().iter().find(|l| l["message_id"] == "m-parked").unwrap()["id"].as_i64().unwrap();
     let (status, body) = client.call(Method::POST, &format!("{}/admin/dead-letters/{parked}/redrive", client.ims), None).await.unwrap();
@@ -185,10 +185,6 @@ async fn malformed_messages_are_kept_as_dead_letters_listed_and_redriven() {
     let (status, _) = client.call(Method::DELETE, &format!("{}/admin/dead-letters/{id}", client.ims), None).await.unwrap();
     assert_eq!(status, StatusCode::NOT_FOUND);
     shop.stop().await;
-}
-
-fn chrono_now() -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc::now()
 }
 
 #[tokio::test]
