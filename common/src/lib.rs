@@ -5,6 +5,8 @@
 //! and the at-least-once delivery machinery (outbox relay, inbox, dead letters).
 
 pub mod auth;
+pub mod aws;
+pub mod backend;
 pub mod db;
 pub mod error;
 pub mod extract;

@@ -141,21 +141,20 @@ pub async fn serve(listener: TcpListener, router: Router, stop: CancellationToke
     axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await
 }
 
-/// The life of a service process: deliver the outbox to `peer_url`, serve `router` on `listen`
+/// The life of a service process: deliver the outbox through `sink`, serve `router` on `listen`
 /// until SIGTERM/Ctrl-C, let in-flight requests finish, then flush the outbox and stop the
-/// background tasks (`background`).
+/// background tasks (`background`: relay, queue consumer, settings reloader).
 pub async fn run_until_signal(
     name: &str,
     listen: std::net::SocketAddr,
     router: Router,
     runtime: &Runtime,
-    peer_url: &str,
+    sink: Arc<dyn MessageSink>,
     background: CancellationToken,
 ) -> std::io::Result<()> {
-    let sink = crate::messaging::sink::HttpSink::new(peer_url, runtime.keys.outbound_key().map(str::to_string));
-    let relay = runtime.start_relay(Arc::new(sink), background.clone());
+    let relay = runtime.start_relay(sink, background.clone());
     let listener = TcpListener::bind(listen).await?;
-    tracing::info!(service = name, %listen, peer = peer_url, "listening");
+    tracing::info!(service = name, %listen, "listening");
     let http_stop = CancellationToken::new();
     tokio::spawn({
         let http_stop = http_stop.clone();

@@ -3,9 +3,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use oms::adapters::dynamodb_store::Tables;
 use oms::adapters::ims_catalog::ImsCatalog;
-use oms::config::Config;
+use oms::app::Storage;
+use oms::config::{Command, Config};
 use salve_common::auth::ApiKeys;
+use salve_common::aws;
+use salve_common::backend::{self, BusKind, StoreKind};
+use salve_common::messaging::sink::{HttpSink, MessageSink};
 use salve_common::{runtime, settings, telemetry};
 use tokio_util::sync::CancellationToken;
 
@@ -14,12 +19,57 @@ async fn main() -> anyhow::Result<()> {
     telemetry::install_crypto_provider();
     let config = Config::parse();
     telemetry::init_logging(config.log_format == "json");
+    match config.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::InitAws => {
+            let tables = Tables::with_prefix(&config.table_prefix).specs();
+            aws::init_resources("oms", &config.environment, &tables, &config.queue_name, config.max_receives)
+                .await
+                .map_err(anyhow::Error::msg)
+        }
+        Command::Redrive => {
+            let moved = aws::redrive_queue(&config.queue_name).await.map_err(anyhow::Error::msg)?;
+            println!("moved {moved} message(s) from {0}-dlq back to {0}", config.queue_name);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    backend::check(config.store, config.bus).map_err(anyhow::Error::msg)?;
     let keys = ApiKeys::from_config(&config.api_keys).map_err(anyhow::Error::msg)?;
     let background = CancellationToken::new();
     let settings = settings::watch_file(config.settings_file.clone(), Duration::from_secs(1), background.clone())?;
+    let sdk = match (config.store, config.bus) {
+        (StoreKind::Embedded, BusKind::Embedded) => None,
+        _ => Some(aws::sdk_config().await),
+    };
+    let storage = match (&sdk, config.store) {
+        (Some(sdk), StoreKind::Dynamodb) => {
+            Storage::Dynamo { client: aws_sdk_dynamodb::Client::new(sdk), tables: Tables::with_prefix(&config.table_prefix) }
+        }
+        _ => Storage::Sqlite(config.data_dir.clone()),
+    };
     let catalog = ImsCatalog::new(&config.ims_url, keys.outbound_key().map(str::to_string))?;
-    let service = oms::app::build(&config.data_dir, keys, settings, Arc::new(catalog)).context("opening the OMS database")?;
-    runtime::run_until_signal("oms", config.listen, service.router, &service.runtime, &config.ims_url, background)
+    let queue_fed = config.bus == BusKind::Sqs;
+    let service = oms::app::build_with(storage, queue_fed, keys.clone(), settings, Arc::new(catalog)).context("opening the OMS store")?;
+    let sink: Arc<dyn MessageSink> = match &sdk {
+        Some(sdk) if queue_fed => {
+            let sqs = aws_sdk_sqs::Client::new(sdk);
+            aws::sqs::start_bus(
+                sqs,
+                &config.queue_name,
+                &config.ims_queue_name,
+                service.inbox.clone(),
+                config.queue_wait_seconds,
+                background.clone(),
+            )
+            .await
+            .map_err(anyhow::Error::msg)?
+        }
+        _ => Arc::new(HttpSink::new(&config.ims_url, keys.outbound_key().map(str::to_string))),
+    };
+    runtime::run_until_signal("oms", config.listen, service.router, &service.runtime, sink, background)
         .await
         .with_context(|| format!("serving on {}", config.listen))
 }
