@@ -26,3 +26,42 @@ pub fn check(store: StoreKind, bus: BusKind) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// This service's side of the SQS bus.
+pub struct QueueConfig<'a> {
+    pub own: &'a str,
+    pub peer: &'a str,
+    pub wait_seconds: i32,
+    pub visibility_seconds: i32,
+}
+
+/// The AWS SDK configuration, when the store or the bus needs AWS.
+pub async fn aws_config(store: StoreKind, bus: BusKind) -> Option<aws_config::SdkConfig> {
+    match (store, bus) {
+        (StoreKind::Embedded, BusKind::Embedded) => None,
+        _ => Some(crate::aws::sdk_config().await),
+    }
+}
+
+/// Where the relay delivers: HTTP to the peer's inbox, or (with the SQS bus) the peer's queue,
+/// in which case our own queue is consumed into `inbox` until `stop`.
+pub async fn message_sink(
+    bus: BusKind,
+    sdk: Option<&aws_config::SdkConfig>,
+    peer_url: &str,
+    keys: &crate::auth::ApiKeys,
+    queues: QueueConfig<'_>,
+    inbox: std::sync::Arc<crate::messaging::inbox::Inbox>,
+    stop: tokio_util::sync::CancellationToken,
+) -> Result<std::sync::Arc<dyn crate::messaging::sink::MessageSink>, String> {
+    match (bus, sdk) {
+        (BusKind::Sqs, Some(sdk)) => {
+            let client = aws_sdk_sqs::Client::new(sdk);
+            crate::aws::sqs::start_bus(client, queues.own, queues.peer, inbox, queues.wait_seconds, queues.visibility_seconds, stop).await
+        }
+        (BusKind::Sqs, None) => Err("the SQS bus needs an AWS configuration".into()),
+        (BusKind::Embedded, _) => {
+            Ok(std::sync::Arc::new(crate::messaging::sink::HttpSink::new(peer_url, keys.outbound_key().map(str::to_string))))
+        }
+    }
+}

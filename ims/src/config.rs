@@ -49,6 +49,10 @@ pub struct Config {
     /// Long-poll wait of the SQS consumer, in seconds (0-20).
     #[arg(long, env = "IMS_QUEUE_WAIT_SECONDS", default_value_t = 20, value_parser = clap::value_parser!(i32).range(0..=20), global = true)]
     pub queue_wait_seconds: i32,
+    /// How long a received SQS message stays invisible to other consumers; extended while a
+    /// slow handler runs, so a crashed consumer's messages come back after about this long.
+    #[arg(long, env = "IMS_QUEUE_VISIBILITY_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(i32).range(1..=43200), global = true)]
+    pub queue_visibility_seconds: i32,
     /// Environment tag for the resources init-aws creates.
     #[arg(long, env = "SALVE_ENVIRONMENT", default_value = "dev", global = true)]
     pub environment: String,

@@ -9,8 +9,7 @@ use oms::app::Storage;
 use oms::config::{Command, Config};
 use salve_common::auth::ApiKeys;
 use salve_common::aws;
-use salve_common::backend::{self, BusKind, StoreKind};
-use salve_common::messaging::sink::{HttpSink, MessageSink};
+use salve_common::backend::{self, BusKind, QueueConfig, StoreKind};
 use salve_common::{runtime, settings, telemetry};
 use tokio_util::sync::CancellationToken;
 
@@ -40,10 +39,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let keys = ApiKeys::from_config(&config.api_keys).map_err(anyhow::Error::msg)?;
     let background = CancellationToken::new();
     let settings = settings::watch_file(config.settings_file.clone(), Duration::from_secs(1), background.clone())?;
-    let sdk = match (config.store, config.bus) {
-        (StoreKind::Embedded, BusKind::Embedded) => None,
-        _ => Some(aws::sdk_config().await),
-    };
+    let sdk = backend::aws_config(config.store, config.bus).await;
     let storage = match (&sdk, config.store) {
         (Some(sdk), StoreKind::Dynamodb) => {
             Storage::Dynamo { client: aws_sdk_dynamodb::Client::new(sdk), tables: Tables::with_prefix(&config.table_prefix) }
@@ -53,22 +49,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let catalog = ImsCatalog::new(&config.ims_url, keys.outbound_key().map(str::to_string))?;
     let queue_fed = config.bus == BusKind::Sqs;
     let service = oms::app::build_with(storage, queue_fed, keys.clone(), settings, Arc::new(catalog)).context("opening the OMS store")?;
-    let sink: Arc<dyn MessageSink> = match &sdk {
-        Some(sdk) if queue_fed => {
-            let sqs = aws_sdk_sqs::Client::new(sdk);
-            aws::sqs::start_bus(
-                sqs,
-                &config.queue_name,
-                &config.ims_queue_name,
-                service.inbox.clone(),
-                config.queue_wait_seconds,
-                background.clone(),
-            )
-            .await
-            .map_err(anyhow::Error::msg)?
-        }
-        _ => Arc::new(HttpSink::new(&config.ims_url, keys.outbound_key().map(str::to_string))),
+    let queues = QueueConfig {
+        own: &config.queue_name,
+        peer: &config.ims_queue_name,
+        wait_seconds: config.queue_wait_seconds,
+        visibility_seconds: config.queue_visibility_seconds,
     };
+    let sink = backend::message_sink(config.bus, sdk.as_ref(), &config.ims_url, &keys, queues, service.inbox.clone(), background.clone())
+        .await
+        .map_err(anyhow::Error::msg)?;
     runtime::run_until_signal("oms", config.listen, service.router, &service.runtime, sink, background)
         .await
         .with_context(|| format!("serving on {}", config.listen))

@@ -280,3 +280,28 @@ pub async fn ensure_table(client: &Client, spec: &TableSpec, tags: &[(String, St
     }
     Ok(())
 }
+
+/// Consistent read of one item by its string key.
+pub async fn get_item(client: &Client, table: &str, key: &str, value: &str) -> Result<Option<Item>, String> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .key(key, s(value))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| describe("GetItem", table, &e))?;
+    Ok(out.item)
+}
+
+/// Runs one transaction: `Ok(None)` when it committed, `Ok(Some(codes))` when it was
+/// cancelled (one code per item, in order), `Err` for anything else.
+pub async fn transact(client: &Client, items: Vec<TransactWriteItem>, about: &str) -> Result<Option<Vec<String>>, String> {
+    match client.transact_write_items().set_transact_items(Some(items)).send().await {
+        Ok(_) => Ok(None),
+        Err(e) => match cancellation_codes(&e) {
+            Some(codes) => Ok(Some(codes)),
+            None => Err(describe("TransactWriteItems", about, &e)),
+        },
+    }
+}

@@ -154,15 +154,26 @@ impl SqsConsumer {
     }
 }
 
-/// Moves every message from the DLQ back to its queue (attributes kept, the rejection reason
-/// dropped). Returns how many moved.
+/// Moves the messages that are in the DLQ when it starts back to its queue (attributes kept,
+/// the rejection reason dropped). Returns how many moved. It stops at the starting count, so
+/// a message that is rejected again while the redrive runs is not moved in a loop.
 pub async fn redrive(client: &Client, dlq_url: &str, queue_url: &str) -> Result<usize, String> {
+    let waiting = client
+        .get_queue_attributes()
+        .queue_url(dlq_url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .map_err(|e| describe("GetQueueAttributes", dlq_url, &e))?
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages).and_then(|n| n.parse::<usize>().ok()))
+        .unwrap_or(0);
     let mut moved = 0;
-    loop {
+    while moved < waiting {
         let output = client
             .receive_message()
             .queue_url(dlq_url)
-            .max_number_of_messages(10)
+            .max_number_of_messages((waiting - moved).min(10) as i32)
             .wait_time_seconds(1)
             .message_attribute_names("All")
             .send()
@@ -195,6 +206,7 @@ pub async fn redrive(client: &Client, dlq_url: &str, queue_url: &str) -> Result<
             moved += 1;
         }
     }
+    Ok(moved)
 }
 
 pub struct Queues {
@@ -268,11 +280,12 @@ pub async fn start_bus(
     peer_queue: &str,
     inbox: Arc<Inbox>,
     wait_seconds: i32,
+    visibility_seconds: i32,
     stop: CancellationToken,
 ) -> Result<Arc<dyn MessageSink>, String> {
     let (own, peer_url) = resolve(&client, own_queue, peer_queue).await?;
     tracing::info!(queue = %own.queue_url, dlq = %own.dlq_url, peer = %peer_url, "SQS bus connected");
-    SqsConsumer { client: client.clone(), queue_url: own.queue_url, dlq_url: own.dlq_url, inbox, wait_seconds, visibility_seconds: 30 }
+    SqsConsumer { client: client.clone(), queue_url: own.queue_url, dlq_url: own.dlq_url, inbox, wait_seconds, visibility_seconds }
         .spawn(stop);
     Ok(Arc::new(SqsSink { client, queue_url: peer_url }))
 }

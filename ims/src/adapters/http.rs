@@ -43,7 +43,7 @@ impl From<InventoryError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "insufficient_stock", format!("stock of {sku} cannot go below zero"))
                     .with_details(json!({"sku": sku, "available": available, "delta": delta}))
             }
-            InventoryError::Store(StoreError::Unavailable(e)) => ApiError::unavailable(format!("storage busy: {e}")),
+            InventoryError::Store(StoreError::Unavailable(e)) => ApiError::unavailable(format!("storage unavailable: {e}")),
             InventoryError::Store(e) => ApiError::internal(e),
         }
     }

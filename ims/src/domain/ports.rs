@@ -15,7 +15,7 @@ use super::product::{InventoryItem, Product};
 pub enum StoreError {
     #[error("already exists")]
     AlreadyExists,
-    #[error("storage busy, retry: {0}")]
+    #[error("storage unavailable, retry: {0}")]
     Unavailable(String),
     #[error("storage failure: {0}")]
     Failed(String),

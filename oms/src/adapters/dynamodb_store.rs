@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, Select, TransactWriteItem, Update};
 use salve_common::aws::dynamo::{
-    CONDITION_FAILED, Item, TableSpec, cancellation_codes, get_n, get_s, get_time, n, outbox_put, processed_put, put, s,
+    CONDITION_FAILED, Item, TableSpec, get_item, get_n, get_s, get_time, n, outbox_put, processed_put, put, s, transact,
 };
 use salve_common::aws::errors::describe;
 use salve_common::messages::{Envelope, Message};
@@ -75,26 +75,12 @@ impl DynamoOrderStore {
     }
 
     async fn get(&self, table: &str, key: &str, value: &str) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(table)
-            .key(key, s(value))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::Unavailable(describe("GetItem", table, &e)))?;
-        Ok(out.item)
+        get_item(&self.client, table, key, value).await.map_err(StoreError::Unavailable)
     }
 
+    /// `Ok(None)` when committed, `Ok(Some(codes))` when cancelled.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Option<Vec<String>>, StoreError> {
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => Ok(None),
-            Err(e) => match cancellation_codes(&e) {
-                Some(codes) => Ok(Some(codes)),
-                None => Err(StoreError::Unavailable(describe("TransactWriteItems", &self.tables.orders, &e))),
-            },
-        }
+        transact(&self.client, items, &self.tables.orders).await.map_err(StoreError::Unavailable)
     }
 
     /// The key's order, unless absent or expired (DynamoDB deletes expired items late).

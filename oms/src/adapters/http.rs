@@ -51,7 +51,7 @@ impl From<OrderError> for ApiError {
                 "this Idempotency-Key was already used with a different request",
             ),
             OrderError::Catalog(e) => ApiError::unavailable(format!("product catalog unavailable: {e}")),
-            OrderError::Store(StoreError::Unavailable(e)) => ApiError::unavailable(format!("storage busy: {e}")),
+            OrderError::Store(StoreError::Unavailable(e)) => ApiError::unavailable(format!("storage unavailable: {e}")),
             OrderError::Store(e @ StoreError::Failed(_)) => ApiError::internal(e),
         }
     }

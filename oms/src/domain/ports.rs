@@ -16,7 +16,7 @@ use super::order::{Order, OrderStatus, ReservationResult};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("storage busy, retry: {0}")]
+    #[error("storage unavailable, retry: {0}")]
     Unavailable(String),
     #[error("storage failure: {0}")]
     Failed(String),

@@ -1,0 +1,170 @@
+//! Operator configuration: every flag also reads an environment variable (12-factor, Helm).
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::domain::action::{ActionKind, Risk};
+use crate::domain::policy::Policy;
+
+#[derive(Parser, Debug)]
+#[command(name = "operator", version, about = "Salve: turns alarms into verified, undoable fixes")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the operator (default).
+    Run,
+    /// Write the CRD YAML files (same as the `crdgen` binary).
+    Crdgen {
+        #[arg(long, env = "SALVE_CRD_DIR", default_value = "crds")]
+        out: std::path::PathBuf,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Address for /healthz, /readyz and /metrics.
+    #[arg(long, env = "SALVE_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// Identity in the leader Lease and in Events (the pod name in Kubernetes).
+    #[arg(long, env = "POD_NAME", default_value = "salve-operator")]
+    pub identity: String,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "SALVE_LEASE_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    #[arg(long, env = "SALVE_LEASE_NAME", default_value = "salve-operator-leader")]
+    pub lease_name: String,
+    /// Seconds a leader's lease is valid without renewal.
+    #[arg(long, env = "SALVE_LEASE_SECONDS", default_value_t = 15)]
+    pub lease_seconds: u64,
+    /// Log format: `json` (production) or `text`.
+    #[arg(long, env = "SALVE_LOG_FORMAT", default_value = "json")]
+    pub log_format: String,
+    /// OTLP/HTTP traces endpoint (e.g. `http://otel-collector:4318/v1/traces`); unset = no traces.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// Action kinds the policy allows (comma-separated).
+    #[arg(
+        long,
+        env = "SALVE_ALLOWED_ACTIONS",
+        value_delimiter = ',',
+        default_value = "SetConfigMapKey,SetDeploymentEnv,SetDeploymentResources,Scale,RolloutRestart,Rollback"
+    )]
+    pub allowed_actions: Vec<String>,
+    /// Namespaces where actions may run (comma-separated, `*` for all).
+    #[arg(long, env = "SALVE_ALLOWED_NAMESPACES", value_delimiter = ',', default_value = "*")]
+    pub allowed_namespaces: Vec<String>,
+    /// Label that opts a resource out (`<label>=true`).
+    #[arg(long, env = "SALVE_PROTECTED_LABEL", default_value = "salve.dev/protected")]
+    pub protected_label: String,
+    /// Highest risk approved without a person: Low, Medium, High or None.
+    #[arg(long, env = "SALVE_MAX_AUTO_APPROVE_RISK", default_value = "Low")]
+    pub max_auto_approve_risk: String,
+    /// Remediations that may start per hour.
+    #[arg(long, env = "SALVE_MAX_REMEDIATIONS_PER_HOUR", default_value_t = 10)]
+    pub max_per_hour: u32,
+    /// Record the server-side dry-run result instead of applying.
+    #[arg(long, env = "SALVE_DRY_RUN", default_value_t = false)]
+    pub dry_run: bool,
+    #[arg(long, env = "SALVE_MAX_MEMORY", default_value = "2Gi")]
+    pub max_memory: String,
+    #[arg(long, env = "SALVE_MAX_REPLICAS", default_value_t = 10)]
+    pub max_replicas: i32,
+    /// Verification window for new remediations, seconds.
+    #[arg(long, env = "SALVE_VERIFY_WINDOW_SECONDS", default_value_t = 300)]
+    pub verify_window_seconds: u32,
+    /// Failed or rejected remediations before an incident escalates.
+    #[arg(long, env = "SALVE_MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: u32,
+    /// How often a verifying remediation re-checks its signal, milliseconds.
+    #[arg(long, env = "SALVE_VERIFY_POLL_MS", default_value_t = 2000)]
+    pub verify_poll_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown action kind {0:?}")]
+    UnknownAction(String),
+    #[error("unknown risk {0:?} (Low, Medium, High or None)")]
+    UnknownRisk(String),
+}
+
+impl RunArgs {
+    /// Defaults, as if no flag or variable were set (used by tests).
+    pub fn defaults() -> Self {
+        Cli::parse_from(["operator"]).run
+    }
+
+    pub fn policy(&self) -> Result<Policy, ConfigError> {
+        let mut kinds = BTreeSet::new();
+        for k in self.allowed_actions.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            let kind: ActionKind =
+                serde_json::from_value(serde_json::Value::String(k.to_string())).map_err(|_| ConfigError::UnknownAction(k.to_string()))?;
+            kinds.insert(kind);
+        }
+        let max_auto_approve_risk = match self.max_auto_approve_risk.as_str() {
+            "None" | "none" => None,
+            "Low" => Some(Risk::Low),
+            "Medium" => Some(Risk::Medium),
+            "High" => Some(Risk::High),
+            other => return Err(ConfigError::UnknownRisk(other.to_string())),
+        };
+        Ok(Policy {
+            allowed_kinds: kinds,
+            allowed_namespaces: self.allowed_namespaces.iter().map(|s| s.trim().to_string()).collect(),
+            protected_label: self.protected_label.clone(),
+            max_auto_approve_risk,
+            max_per_hour: self.max_per_hour,
+            dry_run: self.dry_run,
+            max_memory: self.max_memory.clone(),
+            max_replicas: self.max_replicas,
+        })
+    }
+
+    pub fn verify_poll(&self) -> Duration {
+        Duration::from_millis(self.verify_poll_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_build_a_policy() {
+        let p = RunArgs::defaults().policy().expect("policy");
+        assert_eq!(p.max_auto_approve_risk, Some(Risk::Low));
+        assert!(p.allowed_kinds.contains(&ActionKind::Rollback));
+        assert!(!p.allowed_kinds.contains(&ActionKind::PullRequest));
+    }
+
+    #[test]
+    fn every_flag_has_an_environment_variable() {
+        use clap::CommandFactory;
+        let cmd = Cli::command();
+        let subcommands: Vec<&clap::Command> = cmd.get_subcommands().collect();
+        for c in std::iter::once(&cmd).chain(subcommands) {
+            for a in c.get_arguments().filter(|a| !matches!(a.get_id().as_str(), "help" | "version")) {
+                assert!(a.get_env().is_some(), "--{} has no env var", a.get_id());
+            }
+        }
+    }
+
+    #[test]
+    fn bad_values_are_reported() {
+        let mut a = RunArgs::defaults();
+        a.allowed_actions = vec!["DeleteEverything".into()];
+        assert!(matches!(a.policy(), Err(ConfigError::UnknownAction(_))));
+        let mut a = RunArgs::defaults();
+        a.max_auto_approve_risk = "Extreme".into();
+        assert!(matches!(a.policy(), Err(ConfigError::UnknownRisk(_))));
+    }
+}

@@ -1,0 +1,143 @@
+//! `Incident`: something is wrong with a workload. Created by intake (alarms, webhooks) or by
+//! hand; driven through its phases by the Incident controller.
+
+// kube-derive takes one `printcolumn(...)` per column; clippy mistakes the repeated
+// `type_ = "string"` arguments for duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::condition::{Condition, conditions_schema};
+pub use crate::domain::diagnoser::{Diagnosis, RootCause};
+pub use crate::domain::evidence::Evidence;
+pub use crate::domain::phase::IncidentPhase;
+
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "salve.dev",
+    version = "v1alpha1",
+    kind = "Incident",
+    namespaced,
+    status = "IncidentStatus",
+    shortname = "inc",
+    category = "salve",
+    printcolumn(name = "Service", type_ = "string", json_path = ".spec.service"),
+    printcolumn(name = "Severity", type_ = "string", json_path = ".spec.severity"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Root Cause", type_ = "string", json_path = ".status.diagnosis.rootCauseCategory"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentSpec {
+    /// The affected service, as users name it (shown by `kubectl get incidents`).
+    pub service: String,
+    pub severity: Severity,
+    /// Where the incident came from. Immutable: an incident is about one alarm transition.
+    #[x_kube(validation = "self == oldSelf")]
+    pub source: IncidentSource,
+    /// The workload to investigate, in the Incident's namespace.
+    pub target: WorkloadRef,
+    /// Latest state of the signal. Intake records the alarm's OK transition here; a person may too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<SignalState>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum Severity {
+    Critical,
+    High,
+    Medium,
+    Low,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum SignalState {
+    Alarm,
+    #[serde(rename = "OK")]
+    Ok,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum SourceKind {
+    Manual,
+    CloudWatchAlarm,
+    Alertmanager,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentSource {
+    pub kind: SourceKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// RFC 3339 time of the alarm's state change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_change_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Alertmanager alert name and fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadRef {
+    /// Only `Deployment` is supported in v1alpha1.
+    #[serde(default = "deployment")]
+    pub kind: String,
+    pub name: String,
+}
+
+fn deployment() -> String {
+    "Deployment".into()
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentStatus {
+    #[serde(default)]
+    pub phase: IncidentPhase,
+    #[serde(default)]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    /// Content-addressed signature of this failure (see `domain::signature`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// Bounded, redacted evidence used for the latest diagnosis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnosis: Option<Diagnosis>,
+    /// Names of the Remediations this incident created, oldest first.
+    #[serde(default)]
+    pub remediations: Vec<String>,
+    /// Diagnosis attempts so far (each rejected or failed remediation starts a new one).
+    #[serde(default)]
+    pub attempts: u32,
+    /// Feedback from rejected remediations, fed to the next diagnosis.
+    #[serde(default)]
+    pub feedback: Vec<String>,
+    #[serde(default)]
+    pub timeline: Vec<TimelineEntry>,
+    /// Name of the ConfigMap holding the post-mortem JSON, once written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_mortem_ref: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineEntry {
+    pub time: String,
+    pub phase: IncidentPhase,
+    pub message: String,
+}

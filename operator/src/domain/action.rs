@@ -1,0 +1,148 @@
+//! What a remediation does, as data. A proposal from any diagnoser (rules or a model) takes
+//! this shape and is checked by the policy before anything is created or applied.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+pub enum ActionKind {
+    /// Set (or restore) one key of a ConfigMap.
+    SetConfigMapKey,
+    /// Set one environment variable of a Deployment container.
+    SetDeploymentEnv,
+    /// Set the memory limit of a Deployment container.
+    SetDeploymentResources,
+    /// Change a Deployment's replica count.
+    Scale,
+    /// Restart a Deployment's pods (annotation on the pod template, like `kubectl rollout restart`).
+    RolloutRestart,
+    /// Put back the pod template of the previous ReplicaSet revision.
+    Rollback,
+    /// Open a pull request for GitOps review (not executed by this operator version).
+    PullRequest,
+}
+
+impl ActionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SetConfigMapKey => "SetConfigMapKey",
+            Self::SetDeploymentEnv => "SetDeploymentEnv",
+            Self::SetDeploymentResources => "SetDeploymentResources",
+            Self::Scale => "Scale",
+            Self::RolloutRestart => "RolloutRestart",
+            Self::Rollback => "Rollback",
+            Self::PullRequest => "PullRequest",
+        }
+    }
+
+    /// The kind of object the action changes.
+    pub fn target_kind(self) -> &'static str {
+        match self {
+            Self::SetConfigMapKey => "ConfigMap",
+            Self::PullRequest => "Repository",
+            _ => "Deployment",
+        }
+    }
+}
+
+impl std::fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+pub enum Risk {
+    Low,
+    Medium,
+    High,
+}
+
+impl Risk {
+    /// Fixed risk per action kind: reversible, narrow changes are low; changes to what code
+    /// or how much capacity runs are higher. A model cannot talk its way to a lower risk.
+    pub fn of(kind: ActionKind) -> Risk {
+        match kind {
+            ActionKind::SetConfigMapKey | ActionKind::RolloutRestart | ActionKind::Scale => Risk::Low,
+            ActionKind::SetDeploymentEnv | ActionKind::SetDeploymentResources => Risk::Medium,
+            ActionKind::Rollback | ActionKind::PullRequest => Risk::High,
+        }
+    }
+}
+
+/// A proposed change. Flat on purpose: one structural schema, and the fields that matter for
+/// a kind are checked by `validate` (and by CEL rules in the CRD).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProposedAction {
+    pub kind: ActionKind,
+    /// Name of the ConfigMap or Deployment, in the incident's namespace.
+    pub target_name: String,
+    /// ConfigMap key or environment variable name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// New value for `key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// New memory limit, a Kubernetes quantity such as `512Mi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// ReplicaSet revision to roll back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+}
+
+impl ProposedAction {
+    pub fn new(kind: ActionKind, target_name: impl Into<String>) -> Self {
+        Self {
+            kind,
+            target_name: target_name.into(),
+            key: None,
+            value: None,
+            container: None,
+            memory_limit: None,
+            replicas: None,
+            revision: None,
+        }
+    }
+
+    /// `Kind/name`, used as the key for "one in-flight remediation per target".
+    pub fn target(&self) -> String {
+        format!("{}/{}", self.kind.target_kind(), self.target_name)
+    }
+
+    /// Checks that the fields the kind needs are present.
+    pub fn validate(&self) -> Result<(), String> {
+        let need = |ok: bool, what: &str| if ok { Ok(()) } else { Err(format!("{} needs {what}", self.kind)) };
+        if self.target_name.is_empty() {
+            return Err("target name is empty".into());
+        }
+        match self.kind {
+            ActionKind::SetConfigMapKey => need(self.key.is_some() && self.value.is_some(), "key and value"),
+            ActionKind::SetDeploymentEnv => need(self.key.is_some() && self.value.is_some(), "key and value"),
+            ActionKind::SetDeploymentResources => need(self.memory_limit.is_some(), "memoryLimit"),
+            ActionKind::Scale => need(self.replicas.is_some_and(|r| r >= 0), "replicas >= 0"),
+            ActionKind::Rollback => need(self.revision.is_some(), "revision"),
+            ActionKind::RolloutRestart | ActionKind::PullRequest => Ok(()),
+        }
+    }
+
+    /// One line for printer columns, events and the timeline.
+    pub fn describe(&self) -> String {
+        match self.kind {
+            ActionKind::SetConfigMapKey => format!("set ConfigMap {} key {}", self.target_name, self.key.as_deref().unwrap_or("?")),
+            ActionKind::SetDeploymentEnv => format!("set env {} on Deployment {}", self.key.as_deref().unwrap_or("?"), self.target_name),
+            ActionKind::SetDeploymentResources => {
+                format!("set memory limit {} on Deployment {}", self.memory_limit.as_deref().unwrap_or("?"), self.target_name)
+            }
+            ActionKind::Scale => format!("scale Deployment {} to {}", self.target_name, self.replicas.unwrap_or_default()),
+            ActionKind::RolloutRestart => format!("restart Deployment {}", self.target_name),
+            ActionKind::Rollback => format!("roll back Deployment {} to revision {}", self.target_name, self.revision.unwrap_or_default()),
+            ActionKind::PullRequest => format!("open a pull request for {}", self.target_name),
+        }
+    }
+}

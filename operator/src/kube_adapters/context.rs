@@ -1,0 +1,23 @@
+//! What every reconcile needs, shared behind an `Arc`.
+
+use std::sync::Arc;
+
+use kube::Client;
+use kube::runtime::events::Recorder;
+
+use super::config_history::ConfigHistory;
+use crate::config::RunArgs;
+use crate::domain::diagnoser::Diagnoser;
+use crate::domain::policy::Policy;
+use crate::metrics::Metrics;
+
+pub struct Context {
+    pub client: Client,
+    /// The one Recorder of this process; events carry the replica identity.
+    pub recorder: Recorder,
+    pub policy: Policy,
+    pub diagnoser: Arc<dyn Diagnoser>,
+    pub metrics: Metrics,
+    pub history: ConfigHistory,
+    pub settings: RunArgs,
+}

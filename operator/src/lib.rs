@@ -1,0 +1,15 @@
+//! The Salve operator.
+//!
+//! - `crd`: the `Incident` and `Remediation` resource types (source of `crds/*.yaml`)
+//! - `domain`: pure decision logic (policy, diagnoser, phases, redaction, verification)
+//! - `kube_adapters`: everything that talks to the API server (controllers, evidence, actions,
+//!   leader election, events)
+//! - `config`, `metrics`, `runtime`, `telemetry`: the process around them
+
+pub mod config;
+pub mod crd;
+pub mod domain;
+pub mod kube_adapters;
+pub mod metrics;
+pub mod runtime;
+pub mod telemetry;

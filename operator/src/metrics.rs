@@ -1,0 +1,62 @@
+//! Prometheus metrics. One registry per operator process, passed around in the context.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub reconciles: IntCounterVec,
+    pub failures: IntCounterVec,
+    pub incidents_by_phase: IntGaugeVec,
+    /// Seconds from incident creation to diagnosis / remediation applied / resolved.
+    pub durations: HistogramVec,
+    pub diagnoses: IntCounterVec,
+    /// Last phase seen per incident (`ns/name`), to keep the by-phase gauge exact.
+    phases: Arc<Mutex<HashMap<String, &'static str>>>,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("salve".into()), None)?;
+        let reconciles = IntCounterVec::new(Opts::new("reconciles_total", "Reconcile runs"), &["controller"])?;
+        let failures = IntCounterVec::new(Opts::new("reconcile_failures_total", "Failed reconcile runs"), &["controller"])?;
+        let incidents_by_phase = IntGaugeVec::new(Opts::new("incidents", "Incidents by phase"), &["phase"])?;
+        let durations = HistogramVec::new(
+            HistogramOpts::new("incident_stage_seconds", "Time from incident creation to a stage")
+                .buckets(vec![1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0]),
+            &["stage"],
+        )?;
+        let diagnoses = IntCounterVec::new(Opts::new("diagnoses_total", "Diagnoses by diagnoser model"), &["model"])?;
+        registry.register(Box::new(reconciles.clone()))?;
+        registry.register(Box::new(failures.clone()))?;
+        registry.register(Box::new(incidents_by_phase.clone()))?;
+        registry.register(Box::new(durations.clone()))?;
+        registry.register(Box::new(diagnoses.clone()))?;
+        Ok(Self { registry, reconciles, failures, incidents_by_phase, durations, diagnoses, phases: Arc::default() })
+    }
+
+    /// Records an incident's current phase (`None` when it was deleted) and refreshes the gauge.
+    pub fn observe_incident(&self, key: &str, phase: Option<&'static str>) {
+        let mut phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
+        match phase {
+            Some(p) => phases.insert(key.to_string(), p),
+            None => phases.remove(key),
+        };
+        self.incidents_by_phase.reset();
+        for p in phases.values() {
+            self.incidents_by_phase.with_label_values(&[p]).inc();
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = String::new();
+        let enc = prometheus::TextEncoder::new();
+        if enc.encode_utf8(&self.registry.gather(), &mut buf).is_err() {
+            buf.clear();
+        }
+        buf
+    }
+}

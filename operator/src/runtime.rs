@@ -1,0 +1,137 @@
+//! Wires the process: health/metrics server, ConfigMap history, leader election, and the two
+//! controllers (started when this replica leads, stopped when it stops leading).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ConfigError, RunArgs};
+use crate::domain::diagnoser::{Diagnoser, RuleBasedDiagnoser};
+use crate::kube_adapters::config_history::ConfigHistory;
+use crate::kube_adapters::context::Context;
+use crate::kube_adapters::leader::LeaderElector;
+use crate::kube_adapters::{incident_controller, remediation_controller};
+use crate::metrics::Metrics;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("http server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(Clone)]
+struct HttpState {
+    metrics: Metrics,
+    ready: Arc<AtomicBool>,
+}
+
+async fn render_metrics(State(s): State<HttpState>) -> String {
+    s.metrics.render()
+}
+
+async fn readyz(State(s): State<HttpState>) -> StatusCode {
+    if s.ready.load(Ordering::Relaxed) { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
+}
+
+pub fn http_router(m: Metrics, ready: Arc<AtomicBool>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .with_state(HttpState { metrics: m, ready })
+}
+
+/// Builds the shared context (one Recorder, one policy, one diagnoser).
+pub fn context(client: Client, args: &RunArgs, metrics: Metrics) -> Result<Arc<Context>, RunError> {
+    let reporter = Reporter { controller: "salve-operator".into(), instance: Some(args.identity.clone()) };
+    let diagnoser: Arc<dyn Diagnoser> = Arc::new(RuleBasedDiagnoser);
+    Ok(Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client,
+        policy: args.policy()?,
+        diagnoser,
+        metrics,
+        history: ConfigHistory::default(),
+        settings: args.clone(),
+    }))
+}
+
+/// Runs until `shutdown` is cancelled. `listener` is optional so tests can skip the HTTP side.
+pub async fn run(
+    client: Client,
+    args: RunArgs,
+    listener: Option<tokio::net::TcpListener>,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    run_with_readiness(client, args, listener, shutdown, Arc::new(AtomicBool::new(false))).await
+}
+
+/// Like `run`; `ready` turns true once the ConfigMap history has its first full list (the
+/// replica can then diagnose config changes), whether or not it leads.
+pub async fn run_with_readiness(
+    client: Client,
+    args: RunArgs,
+    listener: Option<tokio::net::TcpListener>,
+    shutdown: CancellationToken,
+    ready: Arc<AtomicBool>,
+) -> Result<(), RunError> {
+    let metrics = Metrics::new()?;
+    let ctx = context(client.clone(), &args, metrics.clone())?;
+    if let Some(listener) = listener {
+        let app = http_router(metrics, ready.clone());
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(async move { token.cancelled().await }).await {
+                tracing::error!(error = %e, "http server stopped");
+            }
+        });
+    }
+    let (init_tx, mut init_rx) = tokio::sync::watch::channel(false);
+    let history_task = tokio::spawn(ctx.history.clone().run(client.clone(), init_tx));
+    let ready_flag = ready.clone();
+    tokio::spawn(async move {
+        if init_rx.wait_for(|i| *i).await.is_ok() {
+            ready_flag.store(true, Ordering::Relaxed);
+        }
+    });
+    let elector =
+        LeaderElector::new(client, &args.lease_namespace, &args.lease_name, &args.identity, Duration::from_secs(args.lease_seconds));
+    let mut leading = elector.spawn(shutdown.clone());
+    loop {
+        // Standby: wait until we lead (or shut down).
+        tokio::select! {
+            r = leading.wait_for(|l| *l) => if r.is_err() { break },
+            _ = shutdown.cancelled() => break,
+        }
+        tracing::info!(identity = %args.identity, "leading: starting controllers");
+        let term = shutdown.child_token();
+        let inc = tokio::spawn(incident_controller::run(ctx.clone(), term.clone()));
+        let rem = tokio::spawn(remediation_controller::run(ctx.clone(), term.clone()));
+        tokio::select! {
+            _ = leading.wait_for(|l| !*l) => tracing::warn!("lost leadership: stopping controllers"),
+            _ = shutdown.cancelled() => {}
+        }
+        term.cancel();
+        let _ = inc.await;
+        let _ = rem.await;
+        if shutdown.is_cancelled() {
+            break;
+        }
+    }
+    // Give the elector a moment to release the lease so a standby takes over at once.
+    let _ = tokio::time::timeout(Duration::from_secs(2), leading.wait_for(|l| !*l)).await;
+    history_task.abort();
+    Ok(())
+}

@@ -1,0 +1,425 @@
+//! HTTP surface: path routing, the verbs, watch streams and error `Status` bodies.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::registry::{self, ResourceType};
+use crate::store::{LoggedRequest, PatchKind, Store, StoreError};
+use crate::table;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<Mutex<Store>>,
+    pub notify: tokio::sync::watch::Sender<u64>,
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl AppState {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub fn router(state: AppState) -> axum::Router {
+    axum::Router::new().fallback(handle).with_state(state)
+}
+
+fn json_response(code: StatusCode, v: &Value) -> Response {
+    (code, [(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
+}
+
+fn status_error(code: StatusCode, reason: &str, message: &str) -> Response {
+    json_response(
+        code,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": message, "reason": reason, "code": code.as_u16()}),
+    )
+}
+
+fn store_error(e: StoreError) -> Response {
+    match e {
+        StoreError::NotFound(m) => status_error(StatusCode::NOT_FOUND, "NotFound", &m),
+        StoreError::AlreadyExists(m) => status_error(StatusCode::CONFLICT, "AlreadyExists", &m),
+        StoreError::Conflict(m) => status_error(StatusCode::CONFLICT, "Conflict", &m),
+        StoreError::Invalid(m) => status_error(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", &m),
+    }
+}
+
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(q: Option<&str>) -> Self {
+        let pairs = q
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (decode(k), decode(v))
+            })
+            .collect();
+        Self(pairs)
+    }
+
+    fn get(&self, k: &str) -> Option<&str> {
+        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+    }
+
+    fn flag(&self, k: &str) -> bool {
+        matches!(self.get(k), Some("true" | "1"))
+    }
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A resource request after path parsing.
+struct Target {
+    rt: ResourceType,
+    namespace: Option<String>,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+async fn handle(State(st): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let path = uri.path().to_string();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let query = Query::parse(uri.query());
+    let (group, version, rest): (&str, &str, &[&str]) = match segs.as_slice() {
+        ["version"] => {
+            return json_response(
+                StatusCode::OK,
+                &json!({"major": "1", "minor": "34", "gitVersion": "v1.34.0-fake", "platform": "linux/amd64"}),
+            );
+        }
+        ["api"] => return json_response(StatusCode::OK, &registry::api_versions()),
+        ["apis"] => {
+            let types = st.lock().types.clone();
+            return json_response(StatusCode::OK, &registry::api_group_list(&types));
+        }
+        ["api", v] | ["apis", "", v] => {
+            let types = st.lock().types.clone();
+            return match registry::api_resource_list(&types, "", v) {
+                Some(l) => json_response(StatusCode::OK, &l),
+                None => status_error(StatusCode::NOT_FOUND, "NotFound", "no such group version"),
+            };
+        }
+        ["apis", g, v] => {
+            let types = st.lock().types.clone();
+            return match registry::api_resource_list(&types, g, v) {
+                Some(l) => json_response(StatusCode::OK, &l),
+                None => status_error(StatusCode::NOT_FOUND, "NotFound", "no such group version"),
+            };
+        }
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return status_error(StatusCode::NOT_FOUND, "NotFound", &format!("the server could not find {path}")),
+    };
+    let (namespace, plural, name, sub) = match rest {
+        ["namespaces", ns, plural, tail @ ..] if tail.len() <= 2 => {
+            (Some(ns.to_string()), *plural, tail.first().map(|s| s.to_string()), tail.get(1).map(|s| s.to_string()))
+        }
+        [plural, tail @ ..] if tail.len() <= 2 => (None, *plural, tail.first().map(|s| s.to_string()), tail.get(1).map(|s| s.to_string())),
+        _ => return status_error(StatusCode::NOT_FOUND, "NotFound", &format!("the server could not find {path}")),
+    };
+    let Some(rt) = st.lock().find_type(group, version, plural) else {
+        return status_error(StatusCode::NOT_FOUND, "NotFound", &format!("the server could not find the requested resource ({path})"));
+    };
+    let t = Target { rt, namespace, name, sub };
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let body_json: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                return status_error(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    &format!("body is not JSON (YAML is not supported by the fake): {e}"),
+                );
+            }
+        }
+    };
+    let response = dispatch(&st, &method, &t, &query, &content_type, &accept, &body_json);
+    let user = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("anonymous")
+        .to_string();
+    let verb = match (method.as_str(), &t.name) {
+        ("GET", Some(_)) => "get",
+        ("GET", None) if query.flag("watch") => "watch",
+        ("GET", None) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", _) => "delete",
+        _ => "unknown",
+    };
+    let resource = match &t.sub {
+        Some(sub) => format!("{}/{sub}", t.rt.plural),
+        None => t.rt.plural.clone(),
+    };
+    let mut s = st.lock();
+    s.requests.push(LoggedRequest {
+        user,
+        group: t.rt.group.clone(),
+        resource,
+        verb: verb.to_string(),
+        method: method.to_string(),
+        path: path.clone(),
+        query: uri.query().unwrap_or_default().to_string(),
+        content_type,
+        field_manager: query.get("fieldManager").map(String::from),
+        dry_run: query.get("dryRun").is_some(),
+        body: body_json,
+        status: response.status().as_u16(),
+    });
+    let rv = s.rv;
+    drop(s);
+    if method != Method::GET {
+        st.notify.send_replace(rv);
+    }
+    response
+}
+
+fn dispatch(st: &AppState, method: &Method, t: &Target, q: &Query, content_type: &str, accept: &str, body: &Value) -> Response {
+    let ns = t.namespace.as_deref();
+    let status_only = t.sub.as_deref() == Some("status");
+    let dry_run = q.get("dryRun").is_some();
+    if let Some(sub) = t.sub.as_deref() {
+        if sub == "log" && t.rt.plural == "pods" && *method == Method::GET {
+            let s = st.lock();
+            let key = (ns.unwrap_or_default().to_string(), t.name.clone().unwrap_or_default());
+            return match s.pod_logs.get(&key) {
+                Some(text) => {
+                    let lines: Vec<&str> = text.lines().collect();
+                    let n = q.get("tailLines").and_then(|n| n.parse::<usize>().ok()).unwrap_or(lines.len());
+                    let tail = lines[lines.len().saturating_sub(n)..].join("\n");
+                    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], tail).into_response()
+                }
+                None => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], String::new()).into_response(),
+            };
+        }
+        if sub != "status" || !t.rt.status_subresource {
+            return status_error(StatusCode::NOT_FOUND, "NotFound", &format!("subresource {sub} is not served by the fake"));
+        }
+    }
+    let wants_table = accept.contains("as=Table");
+    match (method.clone(), &t.name) {
+        (Method::GET, None) => {
+            let labels = q.get("labelSelector").unwrap_or_default();
+            let fields = q.get("fieldSelector").unwrap_or_default();
+            if q.flag("watch") {
+                return watch(st, t, q, labels, fields);
+            }
+            let s = st.lock();
+            let items = s.list(&t.rt, ns, labels, fields);
+            if wants_table {
+                return json_response(StatusCode::OK, &table::table(&t.rt, &items, s.rv));
+            }
+            json_response(
+                StatusCode::OK,
+                &json!({"kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(),
+                        "metadata": {"resourceVersion": s.rv.to_string()}, "items": items}),
+            )
+        }
+        (Method::GET, Some(name)) => {
+            let s = st.lock();
+            match s.get_typed(&t.rt, ns, name) {
+                Ok(obj) if wants_table => json_response(StatusCode::OK, &table::table(&t.rt, &[obj], s.rv)),
+                Ok(obj) => json_response(StatusCode::OK, &obj),
+                Err(e) => store_error(e),
+            }
+        }
+        (Method::POST, None) => match st.lock().create(&t.rt, ns, body.clone(), dry_run) {
+            Ok(obj) => json_response(StatusCode::CREATED, &obj),
+            Err(e) => store_error(e),
+        },
+        (Method::PUT, Some(name)) => match st.lock().replace(&t.rt, ns, name, body.clone(), status_only, dry_run) {
+            Ok(obj) => json_response(StatusCode::OK, &obj),
+            Err(e) => store_error(e),
+        },
+        (Method::PATCH, Some(name)) => {
+            let kind = match content_type.split(';').next().unwrap_or_default().trim() {
+                "application/merge-patch+json" => PatchKind::Merge,
+                "application/json-patch+json" => PatchKind::Json,
+                "application/strategic-merge-patch+json" => PatchKind::Strategic,
+                "application/apply-patch+yaml" | "application/apply-patch+json" => PatchKind::Apply,
+                other => {
+                    return status_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", &format!("patch type {other}"));
+                }
+            };
+            if matches!(kind, PatchKind::Apply) && q.get("fieldManager").is_none() {
+                return status_error(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", "fieldManager is required for apply patches");
+            }
+            if matches!(kind, PatchKind::Strategic)
+                && !(t.rt.group.is_empty() || t.rt.group.ends_with(".k8s.io") || !t.rt.group.contains('.'))
+            {
+                return status_error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "UnsupportedMediaType",
+                    "strategic merge patch is not supported for custom resources",
+                );
+            }
+            match st.lock().patch(&t.rt, ns, name, kind, body, q.get("fieldManager"), status_only, dry_run) {
+                Ok(obj) => json_response(StatusCode::OK, &obj),
+                Err(e) => store_error(e),
+            }
+        }
+        (Method::DELETE, Some(name)) => match st.lock().delete(&t.rt, ns, name) {
+            Ok(obj)
+                if obj.pointer("/metadata/deletionTimestamp").is_some()
+                    && obj.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty()) =>
+            {
+                json_response(StatusCode::OK, &obj)
+            }
+            Ok(obj) => json_response(
+                StatusCode::OK,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                        "details": {"name": name, "kind": t.rt.plural, "uid": obj["metadata"]["uid"]}}),
+            ),
+            Err(e) => store_error(e),
+        },
+        _ => status_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "verb not supported by the fake"),
+    }
+}
+
+/// A watch stream: newline-delimited JSON events, bookmarks when asked, `410` in-stream
+/// (as the real server does) when the requested resourceVersion was compacted away.
+fn watch(st: &AppState, t: &Target, q: &Query, labels: &str, fields: &str) -> Response {
+    let requested = q.get("resourceVersion").unwrap_or_default();
+    let bookmarks = q.flag("allowWatchBookmarks");
+    let timeout = Duration::from_secs(q.get("timeoutSeconds").and_then(|s| s.parse().ok()).unwrap_or(300));
+    let (start, initial) = {
+        let s = st.lock();
+        if requested.is_empty() || requested == "0" {
+            let items = s.list(&t.rt, t.namespace.as_deref(), labels, fields);
+            let initial: Vec<Value> = items.into_iter().map(|o| json!({"type": "ADDED", "object": o})).collect();
+            (s.rv, initial)
+        } else {
+            match requested.parse::<u64>() {
+                Ok(rv) if rv >= s.oldest_watchable_rv => (rv, vec![]),
+                _ => {
+                    let gone = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                        "status": "Failure", "reason": "Expired", "code": 410,
+                        "message": format!("too old resource version: {requested} ({})", s.oldest_watchable_rv)}});
+                    return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], format!("{gone}\n")).into_response();
+                }
+            }
+        }
+    };
+    struct W {
+        st: AppState,
+        rt: ResourceType,
+        ns: Option<String>,
+        labels: String,
+        fields: String,
+        last: u64,
+        pending: Vec<Value>,
+        rx: tokio::sync::watch::Receiver<u64>,
+        deadline: tokio::time::Instant,
+        bookmarks: bool,
+    }
+    let w = W {
+        st: st.clone(),
+        rt: t.rt.clone(),
+        ns: t.namespace.clone(),
+        labels: labels.to_string(),
+        fields: fields.to_string(),
+        last: start,
+        pending: initial,
+        rx: st.notify.subscribe(),
+        deadline: tokio::time::Instant::now() + timeout,
+        bookmarks,
+    };
+    let stream = futures::stream::unfold(w, |mut w| async move {
+        loop {
+            if !w.pending.is_empty() {
+                let mut chunk = String::new();
+                for e in w.pending.drain(..) {
+                    chunk.push_str(&e.to_string());
+                    chunk.push('\n');
+                }
+                return Some((Ok::<Bytes, std::io::Error>(Bytes::from(chunk)), w));
+            }
+            if w.st.shutdown.is_cancelled() || tokio::time::Instant::now() >= w.deadline {
+                return None;
+            }
+            {
+                let s = w.st.lock();
+                if w.last < s.oldest_watchable_rv {
+                    w.pending.push(json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                        "status": "Failure", "reason": "Expired", "code": 410, "message": "too old resource version"}}));
+                    w.deadline = tokio::time::Instant::now();
+                    continue;
+                }
+                for e in s.events_since(w.last, &w.rt.group, &w.rt.plural, w.ns.as_deref()) {
+                    if Store::matches(&w.labels, &w.fields, &e.object) {
+                        w.pending.push(json!({"type": e.type_, "object": e.object}));
+                    }
+                }
+                w.last = s.rv;
+            }
+            if !w.pending.is_empty() {
+                continue;
+            }
+            let wait = tokio::time::timeout(Duration::from_millis(500), w.rx.changed());
+            tokio::select! {
+                r = wait => {
+                    if r.is_err() && w.bookmarks {
+                        w.pending.push(json!({"type": "BOOKMARK", "object": {"kind": w.rt.kind, "apiVersion": w.rt.api_version(),
+                            "metadata": {"resourceVersion": w.last.to_string()}}}));
+                    }
+                    if let Ok(Err(_)) = r {
+                        return None;
+                    }
+                }
+                _ = w.st.shutdown.cancelled() => return None,
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| status_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "watch"))
+}

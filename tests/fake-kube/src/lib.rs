@@ -1,0 +1,130 @@
+//! # fake-kube — a TEST STAND-IN for the Kubernetes API server
+//!
+//! **This is not a real API server** and must never be used as one. No real kube-apiserver can
+//! run on the machines this project is developed on (no Docker, no packaged binary), so the
+//! operator's end-to-end tests run the real controllers against this small in-memory fake. It is
+//! faithful only for what the operator and `kubectl get` use:
+//!
+//! - discovery (`/api`, `/apis`, `/apis/{group}/{version}`, `/version`) for kube-rs and kubectl
+//! - namespaced CRUD for core/v1 (pods, configmaps, events, secrets, services), apps/v1
+//!   (deployments, replicasets), coordination.k8s.io/v1 (leases), events.k8s.io/v1 (events) and
+//!   any CustomResourceDefinition created through the API
+//! - list + watch with resourceVersion: bookmarks, `410 Gone` for a compacted version
+//! - merge patch, JSON patch (a `test` op of `null` on a missing path passes, as kube-runtime's
+//!   finalizer helper expects), apply patch approximated as a merge with the field manager
+//!   recorded in `managedFields`, strategic merge for lists keyed by `name` (containers, env, ...)
+//! - status subresource separate from the main resource; generation bumped on spec change
+//! - finalizers + deletionTimestamp; owner-reference cascade deletion
+//! - CEL rules (`x-kubernetes-validations`) of registered CRDs, enforced with kube-cel
+//! - `Table` responses (CRD printer columns) for `kubectl get`
+//! - a request log (user = bearer token, RBAC group/resource/verb) so tests can assert what was
+//!   (not) done and by whom
+//!
+//! Not modelled: authentication/authorization (every token is allowed, only recorded),
+//! admission webhooks, OpenAPI schema validation and the `/openapi` documents (use
+//! `kubectl --validate=false`), field ownership and pruning of real server-side apply,
+//! defaulting, pagination (`limit`/`continue`), deletion propagation policies, selector-based
+//! DELETED events in watches, and every built-in controller (no Deployment controller, no
+//! kubelet: tests play those roles).
+
+mod http;
+mod patch;
+mod registry;
+mod selector;
+mod store;
+mod table;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+pub use patch::{json_patch_lenient, merge_patch, strategic_merge_patch};
+pub use registry::ResourceType;
+pub use store::{LoggedRequest, Store};
+
+/// A running fake API server on 127.0.0.1 at a free port. Dropping it stops the server.
+pub struct FakeKube {
+    addr: SocketAddr,
+    store: Arc<Mutex<Store>>,
+    notify: tokio::sync::watch::Sender<u64>,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl FakeKube {
+    pub async fn start() -> std::io::Result<Self> {
+        let store = Arc::new(Mutex::new(Store::new()));
+        let (notify, _) = tokio::sync::watch::channel(0u64);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let app = http::router(http::AppState { store: store.clone(), notify: notify.clone(), shutdown: shutdown.clone() });
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).with_graceful_shutdown(async move { token.cancelled().await }).await;
+        });
+        Ok(Self { addr, store, notify, shutdown })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A kubeconfig for kube-rs (`Config::from_custom_kubeconfig`) and kubectl (`--kubeconfig`).
+    pub fn kubeconfig_yaml(&self, namespace: &str) -> String {
+        self.kubeconfig_yaml_as(namespace, "test-admin")
+    }
+
+    /// Same, authenticating as `user`: the fake authorizes everything but records the user in
+    /// the request log, so tests can check what one client (e.g. the operator) did.
+    pub fn kubeconfig_yaml_as(&self, namespace: &str, user: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: {namespace}\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: {user}\n",
+            url = self.url()
+        )
+    }
+
+    pub fn write_kubeconfig(&self, path: &Path, namespace: &str) -> std::io::Result<()> {
+        std::fs::write(path, self.kubeconfig_yaml(namespace))
+    }
+
+    /// Every resource request seen so far (user, verb, path, patch type, field manager, body).
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.lock().requests.clone()
+    }
+
+    /// Drops watch history so that older resourceVersions get `410 Gone`.
+    pub fn compact(&self) {
+        self.lock().compact();
+    }
+
+    /// Sets the text served by `GET .../pods/{name}/log`.
+    pub fn set_pod_log(&self, namespace: &str, pod: &str, text: &str) {
+        self.lock().pod_logs.insert((namespace.to_string(), pod.to_string()), text.to_string());
+    }
+
+    /// Direct read of a stored object (bypasses HTTP), by plural and group.
+    pub fn get(&self, group: &str, plural: &str, namespace: &str, name: &str) -> Option<serde_json::Value> {
+        self.lock().get(group, plural, Some(namespace), name).cloned()
+    }
+
+    pub fn current_resource_version(&self) -> u64 {
+        self.lock().rv
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
+        // A panic while holding the lock poisons it; the data is still usable for a test double.
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes watchers (used internally after every write).
+    pub fn notify(&self) {
+        let rv = self.lock().rv;
+        self.notify.send_replace(rv);
+    }
+}
+
+impl Drop for FakeKube {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

@@ -1,0 +1,480 @@
+//! In-memory object store with a global resourceVersion and a bounded watch history.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use serde_json::{Value, json};
+
+use crate::patch;
+use crate::registry::{ResourceType, builtins};
+use crate::selector::{Selector, field, label};
+
+/// One resource request, for tests that assert what was (not) done and by whom.
+#[derive(Clone, Debug)]
+pub struct LoggedRequest {
+    /// The bearer token the client sent: the fake's stand-in for an authenticated user.
+    pub user: String,
+    /// RBAC view of the request: API group, resource (`pods/log`, `incidents/status`), verb.
+    pub group: String,
+    pub resource: String,
+    pub verb: String,
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub content_type: String,
+    pub field_manager: Option<String>,
+    pub dry_run: bool,
+    pub body: Value,
+    pub status: u16,
+}
+
+#[derive(Debug)]
+pub enum StoreError {
+    NotFound(String),
+    AlreadyExists(String),
+    Conflict(String),
+    Invalid(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct ObjKey {
+    group: String,
+    plural: String,
+    namespace: String,
+    name: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct HistEntry {
+    pub rv: u64,
+    pub group: String,
+    pub plural: String,
+    pub namespace: String,
+    pub type_: &'static str,
+    pub object: Value,
+}
+
+pub enum PatchKind {
+    Merge,
+    Json,
+    Strategic,
+    Apply,
+}
+
+const HISTORY_LIMIT: usize = 10_000;
+
+pub struct Store {
+    pub rv: u64,
+    pub types: Vec<ResourceType>,
+    objects: BTreeMap<ObjKey, Value>,
+    pub history: VecDeque<HistEntry>,
+    /// Watches from a resourceVersion below this get `410 Gone` (events up to it may be gone).
+    pub oldest_watchable_rv: u64,
+    pub requests: Vec<LoggedRequest>,
+    pub pod_logs: HashMap<(String, String), String>,
+    uid_counter: u64,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Everything except metadata and status: a change here bumps `metadata.generation`.
+fn spec_part(obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(m) = o.as_object_mut() {
+        m.remove("metadata");
+        m.remove("status");
+    }
+    o
+}
+
+/// Compare two versions ignoring bookkeeping, to make no-op writes free (like the real server).
+fn same_content(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+            m.remove("managedFields");
+        }
+        v
+    };
+    strip(a) == strip(b)
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Store {
+    pub fn new() -> Self {
+        Self {
+            rv: 1,
+            types: builtins(),
+            objects: BTreeMap::new(),
+            history: VecDeque::new(),
+            oldest_watchable_rv: 1,
+            requests: Vec::new(),
+            pod_logs: HashMap::new(),
+            uid_counter: 0,
+        }
+    }
+
+    pub fn find_type(&self, group: &str, version: &str, plural: &str) -> Option<ResourceType> {
+        self.types.iter().find(|t| t.group == group && t.version == version && t.plural == plural).cloned()
+    }
+
+    pub fn compact(&mut self) {
+        self.history.clear();
+        self.oldest_watchable_rv = self.rv;
+    }
+
+    fn key(rt: &ResourceType, ns: Option<&str>, name: &str) -> ObjKey {
+        ObjKey {
+            group: rt.group.clone(),
+            plural: rt.plural.clone(),
+            namespace: if rt.namespaced { ns.unwrap_or_default().to_string() } else { String::new() },
+            name: name.to_string(),
+        }
+    }
+
+    pub fn get(&self, group: &str, plural: &str, ns: Option<&str>, name: &str) -> Option<&Value> {
+        self.objects.get(&ObjKey {
+            group: group.into(),
+            plural: plural.into(),
+            namespace: ns.unwrap_or_default().into(),
+            name: name.into(),
+        })
+    }
+
+    pub fn get_typed(&self, rt: &ResourceType, ns: Option<&str>, name: &str) -> Result<Value, StoreError> {
+        self.objects
+            .get(&Self::key(rt, ns, name))
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound(format!("{}.{} \"{name}\" not found", rt.plural, rt.group)))
+    }
+
+    pub fn list(&self, rt: &ResourceType, ns: Option<&str>, labels: &str, fields: &str) -> Vec<Value> {
+        let ls = Selector::parse(labels);
+        let fs = Selector::parse(fields);
+        self.objects
+            .iter()
+            .filter(|(k, _)| k.group == rt.group && k.plural == rt.plural)
+            .filter(|(k, _)| ns.is_none_or(|n| k.namespace == n))
+            .filter(|(_, v)| ls.matches(|key| label(v, key)) && fs.matches(|key| field(v, key)))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    pub fn matches(labels: &str, fields: &str, obj: &Value) -> bool {
+        Selector::parse(labels).matches(|k| label(obj, k)) && Selector::parse(fields).matches(|k| field(obj, k))
+    }
+
+    fn record(&mut self, rt: &ResourceType, ns: &str, type_: &'static str, object: Value) {
+        self.history.push_back(HistEntry {
+            rv: self.rv,
+            group: rt.group.clone(),
+            plural: rt.plural.clone(),
+            namespace: ns.to_string(),
+            type_,
+            object,
+        });
+        while self.history.len() > HISTORY_LIMIT {
+            if let Some(e) = self.history.pop_front() {
+                self.oldest_watchable_rv = e.rv;
+            }
+        }
+    }
+
+    fn set_meta(obj: &mut Value, key: &str, v: Value) {
+        if !obj.get("metadata").is_some_and(Value::is_object) {
+            obj["metadata"] = json!({});
+        }
+        obj["metadata"][key] = v;
+    }
+
+    pub fn create(&mut self, rt: &ResourceType, ns: Option<&str>, mut obj: Value, dry_run: bool) -> Result<Value, StoreError> {
+        if !obj.is_object() {
+            return Err(StoreError::Invalid("body must be an object".into()));
+        }
+        let mut name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+        if name.is_empty() {
+            match obj.pointer("/metadata/generateName").and_then(Value::as_str) {
+                Some(prefix) => {
+                    self.uid_counter += 1;
+                    name = format!("{prefix}{:05x}", self.uid_counter);
+                }
+                None => return Err(StoreError::Invalid("metadata.name is required".into())),
+            }
+        }
+        let key = Self::key(rt, ns, &name);
+        if self.objects.contains_key(&key) {
+            return Err(StoreError::AlreadyExists(format!("{}.{} \"{name}\" already exists", rt.plural, rt.group)));
+        }
+        self.uid_counter += 1;
+        obj["apiVersion"] = json!(rt.api_version());
+        obj["kind"] = json!(rt.kind);
+        Self::set_meta(&mut obj, "name", json!(name));
+        if rt.namespaced {
+            Self::set_meta(&mut obj, "namespace", json!(key.namespace));
+        }
+        Self::set_meta(&mut obj, "uid", json!(format!("00000000-fake-0000-0000-{:012x}", self.uid_counter)));
+        Self::set_meta(&mut obj, "creationTimestamp", json!(now()));
+        Self::set_meta(&mut obj, "generation", json!(1));
+        if let Some(m) = obj["metadata"].as_object_mut() {
+            m.remove("deletionTimestamp");
+        }
+        if rt.status_subresource
+            && let Some(m) = obj.as_object_mut()
+        {
+            m.remove("status");
+        }
+        Self::validate_cel(rt, &obj, None)?;
+        if dry_run {
+            return Ok(obj);
+        }
+        self.rv += 1;
+        Self::set_meta(&mut obj, "resourceVersion", json!(self.rv.to_string()));
+        if rt.plural == "customresourcedefinitions" {
+            self.register_crd(&obj);
+        }
+        self.objects.insert(key.clone(), obj.clone());
+        self.record(rt, &key.namespace, "ADDED", obj.clone());
+        Ok(obj)
+    }
+
+    /// Enforces the CRD's CEL rules (transition rules when `old` is given).
+    fn validate_cel(rt: &ResourceType, new: &Value, old: Option<&Value>) -> Result<(), StoreError> {
+        let Some(schema) = &rt.schema else { return Ok(()) };
+        kube_cel::validate(schema, new, old).map_err(|errs| {
+            let name = new.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+            let details: Vec<String> =
+                errs.into_vec().into_iter().map(|e| format!("{}: Invalid value: {}", e.field_path, e.message)).collect();
+            StoreError::Invalid(format!("{}.{} \"{name}\" is invalid: {}", rt.kind, rt.group, details.join(", ")))
+        })
+    }
+
+    fn register_crd(&mut self, crd: &Value) {
+        for t in ResourceType::from_crd(crd) {
+            self.types.retain(|x| !(x.group == t.group && x.version == t.version && x.plural == t.plural));
+            self.types.push(t);
+        }
+    }
+
+    /// Writes a new version of an existing object, applying the API server's rules.
+    #[allow(clippy::too_many_arguments)]
+    fn commit(
+        &mut self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        mut new: Value,
+        status_only: bool,
+        manager: Option<(&str, &str)>,
+        dry_run: bool,
+    ) -> Result<Value, StoreError> {
+        let key = Self::key(rt, ns, name);
+        let old = self
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound(format!("{}.{} \"{name}\" not found", rt.plural, rt.group)))?;
+        if rt.status_subresource {
+            if status_only {
+                let status = new.get("status").cloned();
+                new = old.clone();
+                match status {
+                    Some(s) => new["status"] = s,
+                    None => {
+                        if let Some(m) = new.as_object_mut() {
+                            m.remove("status");
+                        }
+                    }
+                }
+            } else {
+                match old.get("status") {
+                    Some(s) => new["status"] = s.clone(),
+                    None => {
+                        if let Some(m) = new.as_object_mut() {
+                            m.remove("status");
+                        }
+                    }
+                }
+            }
+        }
+        // Identity and server-owned metadata cannot be changed by clients.
+        new["apiVersion"] = old["apiVersion"].clone();
+        new["kind"] = old["kind"].clone();
+        for k in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "generation", "managedFields"] {
+            match old["metadata"].get(k) {
+                Some(v) => Self::set_meta(&mut new, k, v.clone()),
+                None => {
+                    if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                        m.remove(k);
+                    }
+                }
+            }
+        }
+        if same_content(&old, &new) {
+            return Ok(old);
+        }
+        Self::validate_cel(rt, &new, Some(&old))?;
+        if spec_part(&old) != spec_part(&new) {
+            let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+            Self::set_meta(&mut new, "generation", json!(g + 1));
+        }
+        if let Some((manager, operation)) = manager {
+            let mut fields: Vec<Value> = new.pointer("/metadata/managedFields").and_then(Value::as_array).cloned().unwrap_or_default();
+            let sub = if status_only { "status" } else { "" };
+            fields.retain(|f| {
+                !(f["manager"] == json!(manager)
+                    && f["operation"] == json!(operation)
+                    && f.get("subresource").and_then(Value::as_str).unwrap_or("") == sub)
+            });
+            let mut entry = json!({"manager": manager, "operation": operation, "apiVersion": rt.api_version(), "time": now(), "fieldsType": "FieldsV1", "fieldsV1": {}});
+            if status_only {
+                entry["subresource"] = json!("status");
+            }
+            fields.push(entry);
+            Self::set_meta(&mut new, "managedFields", Value::Array(fields));
+        }
+        if dry_run {
+            return Ok(new);
+        }
+        let deleting = new.pointer("/metadata/deletionTimestamp").is_some();
+        let no_finalizers = new.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty);
+        self.rv += 1;
+        Self::set_meta(&mut new, "resourceVersion", json!(self.rv.to_string()));
+        if deleting && no_finalizers {
+            self.objects.remove(&key);
+            self.record(rt, &key.namespace, "DELETED", new.clone());
+            self.cascade(&new);
+            return Ok(new);
+        }
+        if rt.plural == "customresourcedefinitions" {
+            self.register_crd(&new);
+        }
+        self.objects.insert(key.clone(), new.clone());
+        self.record(rt, &key.namespace, "MODIFIED", new.clone());
+        Ok(new)
+    }
+
+    /// PUT: optimistic concurrency on `metadata.resourceVersion` when the client sends one.
+    pub fn replace(
+        &mut self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        new: Value,
+        status_only: bool,
+        dry_run: bool,
+    ) -> Result<Value, StoreError> {
+        let old = self.get_typed(rt, ns, name)?;
+        if let Some(rv) = new.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+            && !rv.is_empty()
+            && Some(rv) != old.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+        {
+            return Err(StoreError::Conflict(format!(
+                "Operation cannot be fulfilled on {}.{} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                rt.plural, rt.group
+            )));
+        }
+        self.commit(rt, ns, name, new, status_only, None, dry_run)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch(
+        &mut self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        kind: PatchKind,
+        body: &Value,
+        manager: Option<&str>,
+        status_only: bool,
+        dry_run: bool,
+    ) -> Result<Value, StoreError> {
+        let existing = self.objects.get(&Self::key(rt, ns, name)).cloned();
+        let Some(mut obj) = existing else {
+            if matches!(kind, PatchKind::Apply) && !status_only {
+                // Server-side apply creates what does not exist.
+                let mut created = self.create(rt, ns, body.clone(), dry_run)?;
+                if let Some(m) = manager
+                    && !dry_run
+                {
+                    created = self.commit(rt, ns, name, created.clone(), false, Some((m, "Apply")), false)?;
+                }
+                return Ok(created);
+            }
+            return Err(StoreError::NotFound(format!("{}.{} \"{name}\" not found", rt.plural, rt.group)));
+        };
+        let builtin = !rt.group.contains('.') || rt.group.ends_with(".k8s.io");
+        match kind {
+            PatchKind::Merge => patch::merge_patch(&mut obj, body),
+            PatchKind::Strategic => patch::strategic_merge_patch(&mut obj, body),
+            // Approximation: apply == merge (strategic for built-in types); no field pruning.
+            PatchKind::Apply if builtin => patch::strategic_merge_patch(&mut obj, body),
+            PatchKind::Apply => patch::merge_patch(&mut obj, body),
+            PatchKind::Json => patch::json_patch_lenient(&mut obj, body).map_err(StoreError::Invalid)?,
+        }
+        let operation = if matches!(kind, PatchKind::Apply) { "Apply" } else { "Update" };
+        self.commit(rt, ns, name, obj, status_only, manager.map(|m| (m, operation)), dry_run)
+    }
+
+    /// DELETE: with finalizers the object only gets a deletionTimestamp; otherwise it is removed
+    /// and its dependents (ownerReferences) are deleted too.
+    pub fn delete(&mut self, rt: &ResourceType, ns: Option<&str>, name: &str) -> Result<Value, StoreError> {
+        let key = Self::key(rt, ns, name);
+        let mut obj = self.get_typed(rt, ns, name)?;
+        let has_finalizers = obj.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+        self.rv += 1;
+        if has_finalizers {
+            if obj.pointer("/metadata/deletionTimestamp").is_none() {
+                Self::set_meta(&mut obj, "deletionTimestamp", json!(now()));
+                Self::set_meta(&mut obj, "resourceVersion", json!(self.rv.to_string()));
+                self.objects.insert(key.clone(), obj.clone());
+                self.record(rt, &key.namespace, "MODIFIED", obj.clone());
+            }
+            return Ok(obj);
+        }
+        Self::set_meta(&mut obj, "resourceVersion", json!(self.rv.to_string()));
+        self.objects.remove(&key);
+        self.record(rt, &key.namespace, "DELETED", obj.clone());
+        self.cascade(&obj);
+        Ok(obj)
+    }
+
+    /// Background cascade: delete every object that names `owner` in its ownerReferences.
+    fn cascade(&mut self, owner: &Value) {
+        let Some(uid) = owner.pointer("/metadata/uid").and_then(Value::as_str).map(String::from) else {
+            return;
+        };
+        let dependents: Vec<(ObjKey, Value)> = self
+            .objects
+            .iter()
+            .filter(|(_, v)| {
+                v.pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .is_some_and(|refs| refs.iter().any(|r| r["uid"].as_str() == Some(uid.as_str())))
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (k, _) in dependents {
+            let rt = self.types.iter().find(|t| t.group == k.group && t.plural == k.plural).cloned();
+            if let Some(rt) = rt {
+                let ns = if k.namespace.is_empty() { None } else { Some(k.namespace.as_str()) };
+                let _ = self.delete(&rt, ns, &k.name);
+            }
+        }
+    }
+
+    /// Events after `rv` for one resource type (and namespace, when given).
+    pub fn events_since(&self, rv: u64, group: &str, plural: &str, ns: Option<&str>) -> Vec<HistEntry> {
+        self.history
+            .iter()
+            .filter(|e| e.rv > rv && e.group == group && e.plural == plural && ns.is_none_or(|n| e.namespace == n))
+            .cloned()
+            .collect()
+    }
+}
