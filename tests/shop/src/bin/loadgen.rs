@@ -1,8 +1,9 @@
 //! Load generator (a benchmark, not a test): drives POST /orders and GET /orders/{id} against
-//! the embedded shop (both services in this process, SQLite, in-process delivery) and, as the
-//! baseline, the same client against a minimal axum JSON endpoint started in the same run.
-//! Prints throughput, p50/p99 latency, the ratio to the baseline, and the time from POST to
-//! CONFIRMED at a fixed arrival rate.
+//! the embedded shop (both services in this process, SQLite, in-process delivery) — or, with
+//! `--oms-url`/`--ims-url`, against services running elsewhere (e.g. on DynamoDB + SQS) — and,
+//! as the baseline, the same client against a minimal axum JSON endpoint started in the same
+//! run. Prints throughput, p50/p99 latency, the ratio to the baseline, and the time from POST
+//! to CONFIRMED at a fixed arrival rate.
 //!
 //!     cargo run --release -p shop-tests --bin loadgen -- --seconds 10 --concurrency 32 --rate 1000
 
@@ -30,9 +31,15 @@ struct Args {
     /// Arrival rate (orders/s) of the fixed-rate phase.
     #[arg(long, env = "LOADGEN_RATE", default_value_t = 1000)]
     rate: u64,
+    /// Drive this OMS instead of starting the embedded shop in-process (needs --ims-url).
+    #[arg(long, env = "LOADGEN_OMS_URL", requires = "ims_url")]
+    oms_url: Option<String>,
+    #[arg(long, env = "LOADGEN_IMS_URL", requires = "oms_url")]
+    ims_url: Option<String>,
+    /// API key for --oms-url/--ims-url.
+    #[arg(long, env = "LOADGEN_API_KEY", default_value = "loadgen")]
+    api_key: String,
 }
-
-const KEY: &str = "loadgen";
 
 struct Stats {
     name: String,
@@ -118,26 +125,27 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let length = Duration::from_secs(args.seconds);
     let dir = tempfile::tempdir()?;
-    let shop = Shop::start(dir.path(), ShopOptions::local(KEY)).await?;
-    let client = ShopClient::new(&shop.oms_url(), &shop.ims_url(), KEY);
+    let (shop, client, target) = match (&args.oms_url, &args.ims_url) {
+        (Some(oms), Some(ims)) => (None, ShopClient::new(oms, ims, &args.api_key), format!("OMS {oms}, IMS {ims}")),
+        _ => {
+            let shop = Shop::start(dir.path(), ShopOptions::local(&args.api_key)).await?;
+            let client = ShopClient::new(&shop.oms_url(), &shop.ims_url(), &args.api_key);
+            (Some(shop), client, format!("embedded shop in-process, SQLite in {}", dir.path().display()))
+        }
+    };
     client.product_with_stock("BENCH", "Benchmark item", 1.0, 1_000_000_000).await?;
     let customer = client.customer("Bench", "bench@example.com").await?;
     let baseline = baseline_server().await?;
-    println!(
-        "loadgen: {} s per phase, {} concurrent clients, fixed rate {} orders/s; SQLite in {}",
-        args.seconds,
-        args.concurrency,
-        args.rate,
-        dir.path().display()
-    );
+    let key = args.api_key.clone();
+    println!("loadgen: {} s per phase, {} concurrent clients, fixed rate {} orders/s; {target}", args.seconds, args.concurrency, args.rate);
 
     let order_body = json!({"customer_id": customer, "items": [{"sku": "BENCH", "quantity": 1}]}).to_string();
     let http = client.http.clone();
     let base = {
-        let (http, url) = (http.clone(), format!("{baseline}/echo"));
+        let (http, url, key) = (http.clone(), format!("{baseline}/echo"), key.clone());
         let body = order_body.clone();
         closed_loop("baseline: minimal axum JSON POST", args.concurrency, length, move |_| {
-            let request = http.post(&url).header("content-type", "application/json").header("x-api-key", KEY).body(body.clone());
+            let request = http.post(&url).header("content-type", "application/json").header("x-api-key", &key).body(body.clone());
             async move { request.send().await.is_ok_and(|r| r.status().is_success()) }
         })
         .await
@@ -146,10 +154,10 @@ async fn main() -> anyhow::Result<()> {
 
     let created: Arc<Mutex<Vec<String>>> = Arc::default();
     let create = {
-        let (http, url, sink) = (http.clone(), format!("{}/orders", client.oms), created.clone());
+        let (http, url, sink, key) = (http.clone(), format!("{}/orders", client.oms), created.clone(), key.clone());
         let body = order_body.clone();
         closed_loop("POST /orders", args.concurrency, length, move |_| {
-            let request = http.post(&url).header("content-type", "application/json").header("x-api-key", KEY).body(body.clone());
+            let request = http.post(&url).header("content-type", "application/json").header("x-api-key", &key).body(body.clone());
             let sink = sink.clone();
             async move {
                 let Ok(response) = request.send().await else { return false };
@@ -169,10 +177,10 @@ async fn main() -> anyhow::Result<()> {
 
     let ids = Arc::new(created.lock().await.clone());
     let read = {
-        let (http, oms, ids) = (http.clone(), client.oms.clone(), ids.clone());
+        let (http, oms, ids, key) = (http.clone(), client.oms.clone(), ids.clone(), key.clone());
         closed_loop("GET /orders/{id}", args.concurrency, length, move |n| {
             let id = &ids[n % ids.len().max(1)];
-            let request = http.get(format!("{oms}/orders/{id}")).header("x-api-key", KEY);
+            let request = http.get(format!("{oms}/orders/{id}")).header("x-api-key", &key);
             async move { request.send().await.is_ok_and(|r| r.status().is_success()) }
         })
         .await
@@ -185,7 +193,9 @@ async fn main() -> anyhow::Result<()> {
     );
 
     fixed_rate(&client, &order_body, args.rate, length).await;
-    shop.stop().await;
+    if let Some(shop) = shop {
+        shop.stop().await;
+    }
     Ok(())
 }
 
@@ -205,7 +215,7 @@ async fn fixed_rate(client: &ShopClient, body: &str, rate: u64, length: Duration
             .http
             .post(format!("{}/orders", client.oms))
             .header("content-type", "application/json")
-            .header("x-api-key", KEY)
+            .header("x-api-key", &client.key)
             .body(body.to_string());
         tasks.push(tokio::spawn(async move {
             let response = request.send().await.ok()?;
