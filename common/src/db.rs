@@ -1,17 +1,20 @@
 //! A small SQLite pool for a service's own database file.
 //!
-//! SQLite allows one writer at a time, so writes share one connection behind an async lock
-//! (callers queue on the lock instead of on SQLite's busy handler), and reads use a pool of
-//! connections whose size is a runtime setting. WAL mode lets readers run beside the writer;
-//! `synchronous=NORMAL` in WAL mode survives a process kill -9 without losing a committed
-//! transaction (only a power loss can drop the last ones).
+//! SQLite allows one writer at a time, so all writes go to one dedicated writer thread that
+//! owns the write connection. It group-commits: the units of work waiting in its queue run in
+//! one transaction, each inside its own SAVEPOINT, so one unit's failure rolls back only that
+//! unit, and every caller learns its result only after the COMMIT (nothing is acknowledged
+//! before it is durable). Reads use a pool of connections whose size is a runtime setting.
+//! WAL mode lets readers run beside the writer; `synchronous=NORMAL` in WAL mode survives a
+//! process kill -9 without losing a committed transaction (only a power loss can drop the last
+//! ones).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
-use tokio::sync::Semaphore;
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{Semaphore, oneshot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -37,10 +40,49 @@ pub struct Db {
     inner: Arc<Inner>,
 }
 
+/// A unit of work for the writer thread. It runs inside a savepoint and answers whether it
+/// succeeded; `deliver` then hands the caller its result once the batch's fate is known.
+trait WriteJob: Send {
+    fn run(&mut self, conn: &Connection) -> bool;
+    fn deliver(self: Box<Self>, commit_error: Option<&DbError>);
+}
+
+struct Job<T, E, F> {
+    work: Option<F>,
+    result: Option<Result<T, E>>,
+    reply: oneshot::Sender<Result<T, E>>,
+}
+
+impl<T, E, F> WriteJob for Job<T, E, F>
+where
+    T: Send,
+    E: From<DbError> + Send,
+    F: FnOnce(&Connection) -> Result<T, E> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(work) = self.work.take() else { return false };
+        let result = work(conn);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn deliver(self: Box<Self>, commit_error: Option<&DbError>) {
+        let result = match (commit_error, self.result) {
+            (Some(e), Some(Ok(_))) => Err(E::from(DbError::Task(format!("commit failed: {e}")))),
+            (_, Some(result)) => result,
+            (_, None) => Err(E::from(DbError::Task("write job did not run".into()))),
+        };
+        let _ = self.reply.send(result);
+    }
+}
+
+/// At most this many units of work share one commit.
+const MAX_BATCH: usize = 256;
+
 struct Inner {
     path: PathBuf,
-    writer: Arc<Mutex<Connection>>,
-    write_turn: tokio::sync::Mutex<()>,
+    jobs: std::sync::mpsc::Sender<Box<dyn WriteJob>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     read_permits: Arc<Semaphore>,
     read_pool_size: AtomicUsize,
@@ -54,12 +96,16 @@ impl Db {
         }
         let writer = open_connection(path)?;
         writer.execute_batch(schema)?;
+        let (jobs, queue) = std::sync::mpsc::channel::<Box<dyn WriteJob>>();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_loop(writer, queue))
+            .map_err(|e| DbError::Task(format!("cannot start the writer thread: {e}")))?;
         let pool_size = pool_size.max(1);
         Ok(Db {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
-                writer: Arc::new(Mutex::new(writer)),
-                write_turn: tokio::sync::Mutex::new(()),
+                jobs,
                 readers: Arc::new(Mutex::new(Vec::new())),
                 read_permits: Arc::new(Semaphore::new(pool_size)),
                 read_pool_size: AtomicUsize::new(pool_size),
@@ -71,24 +117,18 @@ impl Db {
         &self.inner.path
     }
 
-    /// Runs `f` in one IMMEDIATE transaction: committed if `f` returns Ok, rolled back otherwise.
+    /// Runs `f` atomically: all its changes are committed if it returns Ok, none if it
+    /// returns Err. The answer comes after the commit.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
-        let _turn = self.inner.write_turn.lock().await;
-        let writer = self.inner.writer.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| E::from(DbError::classify(e)))?;
-            let value = f(&tx)?;
-            tx.commit().map_err(|e| E::from(DbError::classify(e)))?;
-            Ok(value)
-        })
-        .await
-        .map_err(|e| E::from(DbError::Task(e.to_string())))?
+        let (reply, answer) = oneshot::channel();
+        let job: Box<dyn WriteJob> = Box::new(Job { work: Some(f), result: None, reply });
+        self.inner.jobs.send(job).map_err(|_| E::from(DbError::Task("the writer thread has stopped".into())))?;
+        answer.await.map_err(|_| E::from(DbError::Task("the writer thread dropped a job".into())))?
     }
 
     /// Runs `f` on a pooled read connection (at most `pool_size` at once).
@@ -150,6 +190,44 @@ impl Db {
     }
 }
 
+/// The writer thread: takes what is queued (up to MAX_BATCH), runs each unit in a savepoint
+/// of one IMMEDIATE transaction, commits, then answers every caller. Ends when every `Db`
+/// handle is gone.
+fn write_loop(conn: Connection, queue: std::sync::mpsc::Receiver<Box<dyn WriteJob>>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcome = run_batch(&conn, &mut batch);
+        if outcome.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        let error = outcome.err();
+        for job in batch {
+            job.deliver(error.as_ref());
+        }
+    }
+}
+
+fn run_batch(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> Result<(), DbError> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(DbError::classify)?;
+    for job in batch.iter_mut() {
+        conn.execute_batch("SAVEPOINT unit").map_err(DbError::classify)?;
+        // A panicking unit counts as failed; the thread and the other units carry on.
+        let succeeded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(conn))).unwrap_or(false);
+        if succeeded {
+            conn.execute_batch("RELEASE unit").map_err(DbError::classify)?;
+        } else {
+            conn.execute_batch("ROLLBACK TO unit; RELEASE unit").map_err(DbError::classify)?;
+        }
+    }
+    conn.execute_batch("COMMIT").map_err(DbError::classify)
+}
+
 fn open_connection(path: &Path) -> Result<Connection, DbError> {
     let conn = Connection::open_with_flags(
         path,
@@ -178,6 +256,30 @@ mod tests {
         assert!(failed.is_err());
         let rows: i64 = db.read(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).map_err(DbError::from)).await.unwrap();
         assert_eq!(rows, 1, "the failed transaction left nothing behind");
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_share_commits_but_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db"), 2, "CREATE TABLE IF NOT EXISTS t (v INTEGER PRIMARY KEY);").unwrap();
+        // 200 writers at once; every third one fails after writing, and must leave no trace.
+        let results = futures::future::join_all((0..200i64).map(|v| {
+            let db = db.clone();
+            async move {
+                db.write(move |c| {
+                    c.execute("INSERT INTO t VALUES (?1)", [v])?;
+                    if v % 3 == 0 { Err(DbError::Task("refused".into())) } else { Ok(v) }
+                })
+                .await
+            }
+        }))
+        .await;
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 133);
+        let rows: i64 =
+            db.read(|c| c.query_row("SELECT count(*) FROM t WHERE v % 3 = 0", [], |r| r.get(0)).map_err(DbError::from)).await.unwrap();
+        assert_eq!(rows, 0, "failed units were rolled back");
+        let all: i64 = db.read(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).map_err(DbError::from)).await.unwrap();
+        assert_eq!(all, 133);
     }
 
     #[tokio::test]

@@ -74,6 +74,15 @@ impl Envelope {
     }
 }
 
+/// What a store needs to emit a message, should its decision call for one: the new message's
+/// id, the trace it continues, and the time.
+#[derive(Debug, Clone)]
+pub struct Emit {
+    pub message_id: String,
+    pub trace: crate::trace_context::TraceParent,
+    pub now: DateTime<Utc>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{Transaction, params};
+use rusqlite::{Connection, params};
 use tokio::sync::Notify;
 
 use super::StoreUnavailable;
@@ -28,7 +28,7 @@ impl Outbox {
     }
 
     /// Adds the message to the SQLite outbox as part of `tx`: sent if and only if `tx` commits.
-    pub fn enqueue(&self, tx: &Transaction<'_>, envelope: &Envelope, trace: &TraceParent, now: DateTime<Utc>) -> rusqlite::Result<()> {
+    pub fn enqueue(&self, tx: &Connection, envelope: &Envelope, trace: &TraceParent, now: DateTime<Utc>) -> rusqlite::Result<()> {
         let now = to_text(now);
         tx.execute(
             "INSERT INTO outbox (message_id, message_type, body, traceparent, created_at, next_attempt_at)
@@ -50,7 +50,7 @@ impl Outbox {
 
 /// Records that a message was handled. Returns false when it already was: the caller must then
 /// have no effect (this is the inbox's dedupe, inside the business transaction).
-pub fn mark_processed(tx: &Transaction<'_>, message_id: &str, now: DateTime<Utc>) -> rusqlite::Result<bool> {
+pub fn mark_processed(tx: &Connection, message_id: &str, now: DateTime<Utc>) -> rusqlite::Result<bool> {
     let inserted = tx.execute(
         "INSERT OR IGNORE INTO processed_messages (message_id, processed_at) VALUES (?1, ?2)",
         params![message_id, to_text(now)],

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use salve_common::db::{Db, DbError};
 use salve_common::messages::{Envelope, Message, MessageItem};
 use salve_common::messaging::outbox::{Outbox, mark_processed};
@@ -92,16 +92,16 @@ fn row_to_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<InventoryItem> {
     Ok(InventoryItem { sku: r.get(0)?, quantity: r.get(1)?, updated_at: time_col(r, 2)? })
 }
 
-fn stock_of(tx: &Transaction<'_>, sku: &str) -> rusqlite::Result<Option<i64>> {
+fn stock_of(tx: &Connection, sku: &str) -> rusqlite::Result<Option<i64>> {
     tx.query_row("SELECT quantity FROM inventory WHERE sku = ?1", [sku], |r| r.get(0)).optional()
 }
 
-fn write_stock(tx: &Transaction<'_>, sku: &str, quantity: i64, now: &str) -> rusqlite::Result<()> {
+fn write_stock(tx: &Connection, sku: &str, quantity: i64, now: &str) -> rusqlite::Result<()> {
     tx.execute("UPDATE inventory SET quantity = ?2, updated_at = ?3 WHERE sku = ?1", params![sku, quantity, now])?;
     Ok(())
 }
 
-fn item_of(tx: &Transaction<'_>, sku: &str) -> rusqlite::Result<Option<InventoryItem>> {
+fn item_of(tx: &Connection, sku: &str) -> rusqlite::Result<Option<InventoryItem>> {
     tx.query_row("SELECT sku, quantity, updated_at FROM inventory WHERE sku = ?1", [sku], row_to_item).optional()
 }
 

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+pub use salve_common::messages::Emit;
 use salve_common::messages::MessageItem;
-use salve_common::trace_context::TraceParent;
 
 use super::product::{InventoryItem, Product};
 
@@ -50,14 +50,6 @@ pub enum Released {
     Released,
     /// Nothing was held for the order (never reserved, failed, or already released).
     NothingHeld,
-}
-
-/// What the store needs to emit a reply.
-#[derive(Debug, Clone)]
-pub struct Emit {
-    pub message_id: String,
-    pub trace: TraceParent,
-    pub now: DateTime<Utc>,
 }
 
 #[async_trait]

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use salve_common::db::{Db, DbError};
 use salve_common::messages::{Envelope, Message};
 use salve_common::messaging::outbox::{Outbox, mark_processed};
@@ -88,7 +88,7 @@ fn row_to_order(r: &rusqlite::Row<'_>) -> rusqlite::Result<Order> {
     })
 }
 
-fn load_order(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Option<Order>> {
+fn load_order(tx: &Connection, id: &str) -> rusqlite::Result<Option<Order>> {
     tx.query_row(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?1"), [id], row_to_order).optional()
 }
 

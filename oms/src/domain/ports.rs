@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+pub use salve_common::messages::Emit;
 use salve_common::messages::Envelope;
 use salve_common::money::Money;
 use salve_common::trace_context::TraceParent;
@@ -68,14 +69,6 @@ pub enum Deleted {
 pub enum Applied {
     Duplicate,
     Applied,
-}
-
-/// Everything needed to emit a message, should the store's decision call for one.
-#[derive(Debug, Clone)]
-pub struct Emit {
-    pub message_id: String,
-    pub trace: TraceParent,
-    pub now: DateTime<Utc>,
 }
 
 #[async_trait]
