@@ -87,6 +87,26 @@ pub struct RunArgs {
     /// How often a verifying remediation re-checks its signal, milliseconds.
     #[arg(long, env = "SALVE_VERIFY_POLL_MS", default_value_t = 2000)]
     pub verify_poll_ms: u64,
+    /// Bedrock model id for diagnosis (e.g. `anthropic.claude-3-5-sonnet-20240620-v1:0`); unset = offline rules only.
+    #[arg(long, env = "SALVE_BEDROCK_MODEL_ID")]
+    pub bedrock_model_id: Option<String>,
+    /// Endpoint override for Bedrock Runtime (a local stand-in in tests); `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` also works.
+    #[arg(long, env = "SALVE_BEDROCK_ENDPOINT_URL")]
+    pub bedrock_endpoint_url: Option<String>,
+    /// Whole-call timeout for one diagnosis, retries included, milliseconds.
+    #[arg(long, env = "SALVE_BEDROCK_TIMEOUT_MS", default_value_t = 30000)]
+    pub bedrock_timeout_ms: u64,
+    /// Attempts per call (throttling and transient errors are retried with backoff).
+    #[arg(long, env = "SALVE_BEDROCK_MAX_ATTEMPTS", default_value_t = 4)]
+    pub bedrock_max_attempts: u32,
+    #[arg(long, env = "SALVE_BEDROCK_INITIAL_BACKOFF_MS", default_value_t = 500)]
+    pub bedrock_initial_backoff_ms: u64,
+    /// Price per 1000 input tokens, USD, for the cost estimate in status.
+    #[arg(long, env = "SALVE_BEDROCK_USD_PER_1K_INPUT", default_value_t = 0.003)]
+    pub bedrock_usd_per_1k_input: f64,
+    /// Price per 1000 output tokens, USD.
+    #[arg(long, env = "SALVE_BEDROCK_USD_PER_1K_OUTPUT", default_value_t = 0.015)]
+    pub bedrock_usd_per_1k_output: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +146,16 @@ impl RunArgs {
             dry_run: self.dry_run,
             max_memory: self.max_memory.clone(),
             max_replicas: self.max_replicas,
+        })
+    }
+
+    pub fn bedrock_settings(&self) -> Option<crate::kube_adapters::bedrock::BedrockSettings> {
+        let model_id = self.bedrock_model_id.as_deref().map(str::trim).filter(|m| !m.is_empty())?;
+        Some(crate::kube_adapters::bedrock::BedrockSettings {
+            model_id: model_id.to_string(),
+            timeout: Duration::from_millis(self.bedrock_timeout_ms),
+            usd_per_1k_input: self.bedrock_usd_per_1k_input,
+            usd_per_1k_output: self.bedrock_usd_per_1k_output,
         })
     }
 

@@ -55,8 +55,28 @@ pub fn http_router(m: Metrics, ready: Arc<AtomicBool>) -> Router {
 
 /// Builds the shared context (one Recorder, one policy, one diagnoser).
 pub fn context(client: Client, args: &RunArgs, metrics: Metrics) -> Result<Arc<Context>, RunError> {
+    context_with(client, args, metrics, Arc::new(RuleBasedDiagnoser))
+}
+
+/// The diagnoser from configuration: Bedrock when a model id is set (credentials and region
+/// from the default AWS chain), otherwise the offline rules.
+pub async fn diagnoser(args: &RunArgs) -> Arc<dyn Diagnoser> {
+    let Some(settings) = args.bedrock_settings() else {
+        return Arc::new(RuleBasedDiagnoser);
+    };
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let client = crate::kube_adapters::bedrock::client(
+        aws_sdk_bedrockruntime::config::Builder::from(&sdk),
+        args.bedrock_max_attempts,
+        Duration::from_millis(args.bedrock_initial_backoff_ms),
+        args.bedrock_endpoint_url.as_deref(),
+    );
+    tracing::info!(model = %settings.model_id, "Bedrock diagnosis enabled");
+    Arc::new(crate::kube_adapters::bedrock::BedrockDiagnoser::new(client, settings))
+}
+
+pub fn context_with(client: Client, args: &RunArgs, metrics: Metrics, diagnoser: Arc<dyn Diagnoser>) -> Result<Arc<Context>, RunError> {
     let reporter = Reporter { controller: "salve-operator".into(), instance: Some(args.identity.clone()) };
-    let diagnoser: Arc<dyn Diagnoser> = Arc::new(RuleBasedDiagnoser);
     Ok(Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client,
@@ -88,7 +108,7 @@ pub async fn run_with_readiness(
     ready: Arc<AtomicBool>,
 ) -> Result<(), RunError> {
     let metrics = Metrics::new()?;
-    let ctx = context(client.clone(), &args, metrics.clone())?;
+    let ctx = context_with(client.clone(), &args, metrics.clone(), diagnoser(&args).await)?;
     if let Some(listener) = listener {
         let app = http_router(metrics, ready.clone());
         let token = shutdown.clone();

@@ -50,6 +50,15 @@ pub struct Diagnosis {
     pub output_tokens: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proposed_action: Option<ProposedAction>,
+    /// Evidence the model cited (pod names, event reasons, log lines), for the reviewer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cited_evidence: Vec<String>,
+    /// Estimated model cost in USD from the token use and the configured prices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_cost_usd: Option<f64>,
+    /// Set when the configured model failed and the offline diagnoser answered instead: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
 }
 
 /// Everything a diagnoser may look at.
@@ -286,6 +295,9 @@ pub fn diagnose_with_rules(input: &DiagnosisInput) -> Diagnosis {
             input_tokens: 0,
             output_tokens: 0,
             proposed_action: c.action,
+            cited_evidence: Vec::new(),
+            estimated_cost_usd: None,
+            fallback_reason: None,
         },
         None => Diagnosis {
             root_cause_category: None,
@@ -303,6 +315,9 @@ pub fn diagnose_with_rules(input: &DiagnosisInput) -> Diagnosis {
             input_tokens: 0,
             output_tokens: 0,
             proposed_action: None,
+            cited_evidence: Vec::new(),
+            estimated_cost_usd: None,
+            fallback_reason: None,
         },
     }
 }

@@ -4,6 +4,7 @@
 pub mod action;
 pub mod diagnoser;
 pub mod evidence;
+pub mod model_prompt;
 pub mod phase;
 pub mod policy;
 pub mod quantity;

@@ -184,6 +184,15 @@ async fn investigate(inc: &Incident, ns: &str, st: &mut IncidentStatus, ctx: &Co
     st.signature = Some(incident_signature(&ev.workload, category, &markers));
     st.evidence = Some(ev);
     st.diagnosis = Some(diagnosis.clone());
+    if let Some(reason) = &diagnosis.fallback_reason {
+        // The model failed; say so, so a reviewer knows this answer came from the rules.
+        let msg = format!("model diagnosis failed, offline rules answered: {reason}");
+        set_condition(
+            &mut st.conditions,
+            Condition::new("ModelDiagnosis", ConditionStatus::False, "FellBackToRules", msg.clone(), &now_rfc3339()),
+        );
+        events::publish(&ctx.recorder, &inc.object_ref(&()), true, "ModelFallback", "Diagnose", msg).await;
+    }
     let Some(action) = diagnosis.proposed_action else {
         return Ok(step(IncidentPhase::Escalated, "NoSafeAction", diagnosis.summary));
     };

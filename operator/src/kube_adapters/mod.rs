@@ -2,6 +2,7 @@
 //! applying and undoing actions, leader election, events.
 
 pub mod actions;
+pub mod bedrock;
 pub mod config_history;
 pub mod context;
 pub mod events;
