@@ -27,6 +27,10 @@ pub enum Command {
         #[arg(long, env = "SALVE_CRD_DIR", default_value = "crds")]
         out: std::path::PathBuf,
     },
+    /// Re-run a post-mortem's diagnosis offline with the rule-based diagnoser and compare it
+    /// with the recorded one (prints JSON). Exit 0 when the file was read, whether or not the
+    /// diagnoses match (unless --fail-on-mismatch); 2 when the file is unreadable or invalid.
+    Replay(crate::replay_command::ReplayArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -107,6 +111,8 @@ pub struct RunArgs {
     /// Price per 1000 output tokens, USD.
     #[arg(long, env = "SALVE_BEDROCK_USD_PER_1K_OUTPUT", default_value_t = 0.015)]
     pub bedrock_usd_per_1k_output: f64,
+    #[command(flatten)]
+    pub post_mortem_archive: crate::kube_adapters::post_mortem_s3::PostMortemArchiveArgs,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -5,11 +5,13 @@
 //! - `kube_adapters`: everything that talks to the API server (controllers, evidence, actions,
 //!   leader election, events)
 //! - `config`, `metrics`, `runtime`, `telemetry`: the process around them
+//! - `replay_command`: `operator replay`, offline replay of a post-mortem's diagnosis
 
 pub mod config;
 pub mod crd;
 pub mod domain;
 pub mod kube_adapters;
 pub mod metrics;
+pub mod replay_command;
 pub mod runtime;
 pub mod telemetry;

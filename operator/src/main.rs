@@ -1,4 +1,5 @@
-//! `operator` binary: `operator [run]` runs the operator, `operator crdgen` writes the CRDs.
+//! `operator` binary: `operator [run]` runs the operator, `operator crdgen` writes the CRDs,
+//! `operator replay --file postmortem.json` replays a post-mortem's diagnosis offline.
 
 use clap::Parser;
 use operator::config::{Cli, Command};
@@ -15,6 +16,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::fs::write(out.join(file), yaml)?;
         }
         return Ok(());
+    }
+    if let Some(Command::Replay(replay)) = &cli.command {
+        std::process::exit(operator::replay_command::run(replay));
     }
     let args = cli.run;
     let telemetry = operator::telemetry::init(&args.log_format, args.otlp_endpoint.as_deref())?;

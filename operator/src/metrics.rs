@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{CounterVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+use crate::domain::llm_usage::LlmCall;
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -14,6 +16,10 @@ pub struct Metrics {
     /// Seconds from incident creation to diagnosis / remediation applied / resolved.
     pub durations: HistogramVec,
     pub diagnoses: IntCounterVec,
+    /// Model calls by model and outcome (`success`, `error`), tokens by direction, estimated USD.
+    pub llm_calls: IntCounterVec,
+    pub llm_tokens: IntCounterVec,
+    pub llm_cost_usd: CounterVec,
     /// Last phase seen per incident (`ns/name`), to keep the by-phase gauge exact.
     phases: Arc<Mutex<HashMap<String, &'static str>>>,
 }
@@ -35,7 +41,25 @@ impl Metrics {
         registry.register(Box::new(incidents_by_phase.clone()))?;
         registry.register(Box::new(durations.clone()))?;
         registry.register(Box::new(diagnoses.clone()))?;
-        Ok(Self { registry, reconciles, failures, incidents_by_phase, durations, diagnoses, phases: Arc::default() })
+        let llm_calls = IntCounterVec::new(Opts::new("llm_calls_total", "Model (LLM) calls for diagnosis"), &["model", "outcome"])?;
+        let llm_tokens = IntCounterVec::new(Opts::new("llm_tokens_total", "Model tokens used"), &["model", "direction"])?;
+        let llm_cost_usd =
+            CounterVec::new(Opts::new("llm_estimated_cost_usd_total", "Estimated model cost in USD (configured prices)"), &["model"])?;
+        registry.register(Box::new(llm_calls.clone()))?;
+        registry.register(Box::new(llm_tokens.clone()))?;
+        registry.register(Box::new(llm_cost_usd.clone()))?;
+        Ok(Self {
+            registry,
+            reconciles,
+            failures,
+            incidents_by_phase,
+            durations,
+            diagnoses,
+            llm_calls,
+            llm_tokens,
+            llm_cost_usd,
+            phases: Arc::default(),
+        })
     }
 
     /// Records an incident's current phase (`None` when it was deleted) and refreshes the gauge.
@@ -51,6 +75,13 @@ impl Metrics {
         }
     }
 
+    pub fn record_llm_call(&self, model: &str, call: &LlmCall) {
+        self.llm_calls.with_label_values(&[model, call.outcome.as_str()]).inc();
+        self.llm_tokens.with_label_values(&[model, "input"]).inc_by(call.input_tokens);
+        self.llm_tokens.with_label_values(&[model, "output"]).inc_by(call.output_tokens);
+        self.llm_cost_usd.with_label_values(&[model]).inc_by(call.estimated_cost_usd.max(0.0));
+    }
+
     pub fn render(&self) -> String {
         let mut buf = String::new();
         let enc = prometheus::TextEncoder::new();
@@ -58,5 +89,29 @@ impl Metrics {
             buf.clear();
         }
         buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::llm_usage::CallOutcome;
+
+    #[test]
+    fn llm_calls_tokens_and_cost_are_exported_per_model() {
+        let m = Metrics::new().expect("metrics");
+        let call = LlmCall { outcome: CallOutcome::Success, input_tokens: 1200, output_tokens: 300, estimated_cost_usd: 0.0081 };
+        m.record_llm_call("claude", &call);
+        m.record_llm_call("claude", &LlmCall { outcome: CallOutcome::Error, input_tokens: 0, output_tokens: 0, estimated_cost_usd: 0.0 });
+        let text = m.render();
+        for line in [
+            r#"salve_llm_calls_total{model="claude",outcome="success"} 1"#,
+            r#"salve_llm_calls_total{model="claude",outcome="error"} 1"#,
+            r#"salve_llm_tokens_total{direction="input",model="claude"} 1200"#,
+            r#"salve_llm_tokens_total{direction="output",model="claude"} 300"#,
+            r#"salve_llm_estimated_cost_usd_total{model="claude"} 0.0081"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
     }
 }

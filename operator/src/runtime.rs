@@ -85,6 +85,7 @@ pub fn context_with(client: Client, args: &RunArgs, metrics: Metrics, diagnoser:
         metrics,
         history: ConfigHistory::default(),
         settings: args.clone(),
+        post_mortem_store: None,
     }))
 }
 
@@ -108,7 +109,11 @@ pub async fn run_with_readiness(
     ready: Arc<AtomicBool>,
 ) -> Result<(), RunError> {
     let metrics = Metrics::new()?;
-    let ctx = context_with(client.clone(), &args, metrics.clone(), diagnoser(&args).await)?;
+    let mut ctx = context_with(client.clone(), &args, metrics.clone(), diagnoser(&args).await)?;
+    // The S3 client needs the (async) AWS config load; the context is not shared yet.
+    if let (Some(store), Some(c)) = (args.post_mortem_archive.store().await, Arc::get_mut(&mut ctx)) {
+        c.post_mortem_store = Some(Arc::new(store));
+    }
     if let Some(listener) = listener {
         let app = http_router(metrics, ready.clone());
         let token = shutdown.clone();

@@ -11,7 +11,11 @@ use serde::{Deserialize, Serialize};
 use super::condition::{Condition, conditions_schema};
 pub use crate::domain::diagnoser::{Diagnosis, RootCause};
 pub use crate::domain::evidence::Evidence;
+pub use crate::domain::llm_usage::LlmUsage;
 pub use crate::domain::phase::IncidentPhase;
+pub use crate::domain::post_mortem::PostMortem;
+pub use crate::domain::post_mortem_store::ArchivedPostMortem;
+pub use crate::domain::simulation::PromptInputs;
 
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -130,6 +134,23 @@ pub struct IncidentStatus {
     /// Name of the ConfigMap holding the post-mortem JSON, once written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_mortem_ref: Option<String>,
+    /// Feedback, excluded actions and limits the latest diagnosis was given (for replay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnosis_inputs: Option<PromptInputs>,
+    /// Model calls, tokens and estimated cost, summed over every diagnosis attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_usage: Option<LlmUsage>,
+    /// The post-mortem, bounded to 32 KiB (see its `truncated` list); the full record is in
+    /// the ConfigMap `postMortemRef` and, when configured, in S3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "post_mortem_schema")]
+    pub post_mortem: Option<PostMortem>,
+    /// Content hash of the full post-mortem last written to the ConfigMap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_mortem_digest: Option<String>,
+    /// The S3 object (under Object Lock) holding the post-mortem, when an archive is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_mortem_archive: Option<ArchivedPostMortem>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }
@@ -140,4 +161,15 @@ pub struct TimelineEntry {
     pub time: String,
     pub phase: IncidentPhase,
     pub message: String,
+}
+
+/// The post-mortem copy is a document of its own (snake_case keys, nested records): keep its
+/// schema open, so the API server stores it as written.
+fn post_mortem_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "nullable": true,
+        "description": "The post-mortem document (see operator/src/domain/post_mortem.rs).",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
 }

@@ -72,7 +72,7 @@ pub struct DiagnosisInput {
     pub limits: ActionLimits,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ActionLimits {
     pub max_memory: String,
     pub max_replicas: i32,

@@ -4,10 +4,15 @@
 pub mod action;
 pub mod diagnoser;
 pub mod evidence;
+pub mod llm_usage;
 pub mod model_prompt;
 pub mod phase;
 pub mod policy;
+pub mod post_mortem;
+pub mod post_mortem_store;
 pub mod quantity;
 pub mod redact;
+pub mod replay;
 pub mod signature;
+pub mod simulation;
 pub mod verify;

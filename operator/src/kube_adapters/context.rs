@@ -9,6 +9,7 @@ use super::config_history::ConfigHistory;
 use crate::config::RunArgs;
 use crate::domain::diagnoser::Diagnoser;
 use crate::domain::policy::Policy;
+use crate::domain::post_mortem_store::PostMortemStore;
 use crate::metrics::Metrics;
 
 pub struct Context {
@@ -20,4 +21,6 @@ pub struct Context {
     pub metrics: Metrics,
     pub history: ConfigHistory,
     pub settings: RunArgs,
+    /// Archive of post-mortems (S3 with Object Lock); `None` = ConfigMap and status only.
+    pub post_mortem_store: Option<Arc<dyn PostMortemStore>>,
 }

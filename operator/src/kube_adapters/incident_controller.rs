@@ -21,12 +21,18 @@ use super::context::Context;
 use super::{events, evidence, now_rfc3339, policy_context, status};
 use crate::crd::*;
 use crate::domain::diagnoser::{ActionLimits, DiagnoseError, DiagnosisInput};
+use crate::domain::llm_usage::llm_call;
 use crate::domain::policy::Verdict;
+use crate::domain::post_mortem::{PostMortem, STATUS_COPY_LIMIT};
+use crate::domain::post_mortem_store::{ArchiveError, ArchivedPostMortem};
 use crate::domain::redact::{Bounds, redact_and_bound};
-use crate::domain::signature::incident_signature;
+use crate::domain::signature::{content_hash, incident_signature};
+use crate::domain::simulation::PromptInputs;
 
 const CONTROLLER: &str = "incident";
 const MAX_TIMELINE: usize = 50;
+/// How soon a failed post-mortem archive upload is tried again.
+const ARCHIVE_RETRY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -82,11 +88,13 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Incident>>, ctx: Arc<Context>
         IncidentPhase::Diagnosed => Some(create_remediation(inc, &ns, &mut st, &ctx).await?),
         IncidentPhase::Remediating | IncidentPhase::Verifying => follow_remediation(inc, &ns, &mut st, &ctx).await?,
         IncidentPhase::Resolved | IncidentPhase::Escalated => {
-            // A person may score the outcome later; keep the post-mortem in step with it.
-            if st.post_mortem_ref.is_some() && feedback_score(inc).is_some() {
-                write_post_mortem(inc, &ns, &st, &ctx).await?;
+            // A person may score the outcome later, and an archive upload may have failed:
+            // keep the post-mortem (ConfigMap, status copy, S3) in step.
+            let sync = sync_post_mortem(inc, &ns, &mut st, &ctx).await?;
+            if sync.status_changed {
+                status::apply_status(&Api::<Incident>::namespaced(ctx.client.clone(), &ns), inc, &st).await?;
             }
-            return Ok(Action::await_change());
+            return Ok(if sync.archive_pending { Action::requeue(ARCHIVE_RETRY) } else { Action::await_change() });
         }
     };
     let Some(next) = next else {
@@ -106,8 +114,11 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Incident>>, ctx: Arc<Context>
     }
     let ready = if next.to.is_terminal() { ConditionStatus::True } else { ConditionStatus::False };
     set_condition(&mut st.conditions, Condition::new("Ready", ready, next.reason, next.message.clone(), &now));
-    if next.to.is_terminal() && st.post_mortem_ref.is_none() {
-        st.post_mortem_ref = write_post_mortem(inc, &ns, &st, &ctx).await.ok();
+    if next.to.is_terminal() {
+        // Never blocks the terminal phase: whatever fails here is retried by the next reconcile.
+        if let Err(e) = sync_post_mortem(inc, &ns, &mut st, &ctx).await {
+            tracing::warn!(incident = %key, error = %e, "post-mortem not written yet");
+        }
     }
     let api: Api<Incident> = Api::namespaced(ctx.client.clone(), &ns);
     status::apply_status(&api, inc, &st).await?;
@@ -173,6 +184,17 @@ async fn investigate(inc: &Incident, ns: &str, st: &mut IncidentStatus, ctx: &Co
     };
     let diagnosis = ctx.diagnoser.diagnose(&input).await?;
     ctx.metrics.diagnoses.with_label_values(&[&diagnosis.model]).inc();
+    if let Some(call) = llm_call(&diagnosis) {
+        // A failed call is answered by the rules; label it with the model that was asked.
+        let model = if diagnosis.fallback_reason.is_some() {
+            ctx.settings.bedrock_model_id.clone().unwrap_or_else(|| "unknown".into())
+        } else {
+            diagnosis.model.clone()
+        };
+        ctx.metrics.record_llm_call(&model, &call);
+        st.llm_usage.get_or_insert_default().record(&call);
+    }
+    st.diagnosis_inputs = Some(PromptInputs::from(&input));
     let category = diagnosis.root_cause_category.map(|c| c.as_str()).unwrap_or("Unknown");
     let markers: Vec<String> = ev
         .pods
@@ -333,30 +355,77 @@ fn feedback_score(inc: &Incident) -> Option<u8> {
     inc.annotations().get(FEEDBACK_SCORE_ANNOTATION).and_then(|s| s.trim().parse::<u8>().ok()).filter(|s| (1..=5).contains(s))
 }
 
-/// The post-mortem JSON, stored in a ConfigMap owned by the Incident. Written with server-side
-/// apply, so rewriting it (e.g. when a score arrives) is idempotent.
-async fn write_post_mortem(inc: &Incident, ns: &str, st: &IncidentStatus, ctx: &Context) -> Result<String, kube::Error> {
-    let mut applied = Vec::new();
-    let api: Api<Remediation> = Api::namespaced(ctx.client.clone(), ns);
-    for name in &st.remediations {
-        if let Some(r) = api.get_opt(name).await? {
-            let s = r.status.unwrap_or_default();
-            applied.push(json!({"remediation": name, "action": r.spec.action, "phase": s.phase, "patch": s.applied_patch, "undo": s.snapshot.map(|x| x.undo_patch)}));
+/// What `sync_post_mortem` did.
+#[derive(Default)]
+struct PostMortemSync {
+    /// The status (copy, digest, archive reference or condition) must be written.
+    status_changed: bool,
+    /// The archive upload failed and must be retried.
+    archive_pending: bool,
+}
+
+/// Brings the post-mortem in line with the Incident: the full JSON in the owned ConfigMap and
+/// the bounded copy in `st` when its content changed (a new score, say), then the S3 archive
+/// when configured and out of date. The record is deterministic, so its content hash decides.
+async fn sync_post_mortem(inc: &Incident, ns: &str, st: &mut IncidentStatus, ctx: &Context) -> Result<PostMortemSync, kube::Error> {
+    let rems = owned_remediations(ctx, ns, st).await?;
+    let pm = PostMortem::build(inc, st, &rems, feedback_score(inc));
+    let full = pm.to_json();
+    let digest = content_hash(&full);
+    let mut out = PostMortemSync::default();
+    if st.post_mortem_digest.as_deref() != Some(digest.as_str()) || st.post_mortem_ref.is_none() {
+        st.post_mortem_ref = Some(write_post_mortem_config_map(inc, ns, &full, ctx).await?);
+        st.post_mortem = Some(pm.bounded(STATUS_COPY_LIMIT));
+        st.post_mortem_digest = Some(digest.clone());
+        out.status_changed = true;
+    }
+    let Some(store) = &ctx.post_mortem_store else {
+        return Ok(out);
+    };
+    if st.post_mortem_archive.as_ref().is_some_and(|a| a.digest == digest) {
+        return Ok(out);
+    }
+    let now = now_rfc3339();
+    match store.put(ns, &inc.name_any(), full.as_bytes()).await {
+        Ok(obj) => {
+            let msg = format!("{} (version {})", obj.uri, obj.version_id.as_deref().unwrap_or("-"));
+            st.post_mortem_archive =
+                Some(ArchivedPostMortem { uri: obj.uri, version_id: obj.version_id, retain_until: obj.retain_until, digest });
+            set_condition(&mut st.conditions, Condition::new("PostMortemArchived", ConditionStatus::True, "Archived", msg.clone(), &now));
+            events::publish(&ctx.recorder, &inc.object_ref(&()), false, "PostMortemArchived", "Archive", msg).await;
+            out.status_changed = true;
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            let reason = match e {
+                ArchiveError::ObjectLockNotEnabled { .. } => "ObjectLockNotEnabled",
+                ArchiveError::NoSuchBucket { .. } => "NoSuchBucket",
+                ArchiveError::Upload { .. } => "UploadFailed",
+            };
+            tracing::warn!(incident = %inc.name_any(), error = %msg, "post-mortem archive upload failed; will retry");
+            let unchanged =
+                st.conditions.iter().any(|c| c.type_ == "PostMortemArchived" && c.status == ConditionStatus::False && c.message == msg);
+            if !unchanged {
+                // Written once per distinct failure: an identical rewrite would wake the
+                // controller at once instead of after ARCHIVE_RETRY.
+                set_condition(&mut st.conditions, Condition::new("PostMortemArchived", ConditionStatus::False, reason, msg.clone(), &now));
+                events::publish(&ctx.recorder, &inc.object_ref(&()), true, "PostMortemArchiveFailed", "Archive", msg).await;
+                out.status_changed = true;
+            }
+            out.archive_pending = true;
         }
     }
-    let pm = json!({
-        "incident_signature": st.signature,
-        "root_cause_category": st.diagnosis.as_ref().and_then(|d| d.root_cause_category),
-        "remediation_action": applied,
-        "human_feedback_score": feedback_score(inc),
-        "simulation_context": {"evidence": st.evidence, "feedback": st.feedback, "diagnosis": st.diagnosis},
-        "timeline": st.timeline,
-    });
+    Ok(out)
+}
+
+/// The full post-mortem JSON in a ConfigMap owned by the Incident. Server-side apply, so a
+/// rewrite is idempotent.
+async fn write_post_mortem_config_map(inc: &Incident, ns: &str, json: &str, ctx: &Context) -> Result<String, kube::Error> {
     let name = format!("{}-postmortem", inc.name_any());
     let cm = json!({
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": name, "ownerReferences": [{"apiVersion": Incident::api_version(&()), "kind": "Incident", "name": inc.name_any(), "uid": inc.uid().unwrap_or_default()}]},
-        "data": {"postmortem.json": pm.to_string()},
+        "data": {"postmortem.json": json},
     });
     Api::<ConfigMap>::namespaced(ctx.client.clone(), ns)
         .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&cm))

@@ -11,6 +11,7 @@ pub mod health;
 pub mod incident_controller;
 pub mod leader;
 pub mod policy_context;
+pub mod post_mortem_s3;
 pub mod remediation_controller;
 pub mod status;
 
