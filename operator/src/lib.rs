@@ -4,11 +4,13 @@
 //! - `domain`: pure decision logic (policy, diagnoser, phases, redaction, verification)
 //! - `kube_adapters`: everything that talks to the API server (controllers, evidence, actions,
 //!   leader election, events)
+//! - `intake`: alarms (SQS) and Alertmanager webhooks in, Incidents out
 //! - `config`, `metrics`, `runtime`, `telemetry`: the process around them
 
 pub mod config;
 pub mod crd;
 pub mod domain;
+pub mod intake;
 pub mod kube_adapters;
 pub mod metrics;
 pub mod runtime;

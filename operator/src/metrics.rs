@@ -14,6 +14,9 @@ pub struct Metrics {
     /// Seconds from incident creation to diagnosis / remediation applied / resolved.
     pub durations: HistogramVec,
     pub diagnoses: IntCounterVec,
+    /// Intake messages by source (`sqs`, `alertmanager`) and outcome (created, duplicate,
+    /// ok_recorded, ok_without_incident, ignored, malformed, unmappable, dead_lettered).
+    pub intake_messages: IntCounterVec,
     /// Last phase seen per incident (`ns/name`), to keep the by-phase gauge exact.
     phases: Arc<Mutex<HashMap<String, &'static str>>>,
 }
@@ -35,7 +38,10 @@ impl Metrics {
         registry.register(Box::new(incidents_by_phase.clone()))?;
         registry.register(Box::new(durations.clone()))?;
         registry.register(Box::new(diagnoses.clone()))?;
-        Ok(Self { registry, reconciles, failures, incidents_by_phase, durations, diagnoses, phases: Arc::default() })
+        let intake_messages =
+            IntCounterVec::new(Opts::new("intake_messages_total", "Intake messages by source and outcome"), &["source", "outcome"])?;
+        registry.register(Box::new(intake_messages.clone()))?;
+        Ok(Self { registry, reconciles, failures, incidents_by_phase, durations, diagnoses, intake_messages, phases: Arc::default() })
     }
 
     /// Records an incident's current phase (`None` when it was deleted) and refreshes the gauge.
