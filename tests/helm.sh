@@ -211,7 +211,7 @@ for d in deployments:
                 err(f"{cn}: volumeMount {m['name']!r} has no volume")
         for e in c.get("env", []):
             ref = (e.get("valueFrom") or {}).get("secretKeyRef")
-            if ref and ref["name"] not in secrets and ref["name"] not in ("salve-api-keys",):
+            if ref and ref["name"] not in secrets and ref["name"] not in ("salve-api-keys", "salve-alertmanager-token"):
                 err(f"{cn}: env {e['name']} references Secret {ref['name']!r} that is neither rendered nor the documented existing one")
             if e["name"].endswith("_SETTINGS_FILE"):
                 fpath = e["value"]

@@ -113,6 +113,8 @@ pub struct RunArgs {
     pub bedrock_usd_per_1k_output: f64,
     #[command(flatten)]
     pub post_mortem_archive: crate::kube_adapters::post_mortem_s3::PostMortemArchiveArgs,
+    #[command(flatten)]
+    pub intake: crate::intake::config::IntakeArgs,
 }
 
 #[derive(Debug, thiserror::Error)]

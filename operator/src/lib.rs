@@ -4,12 +4,14 @@
 //! - `domain`: pure decision logic (policy, diagnoser, phases, redaction, verification)
 //! - `kube_adapters`: everything that talks to the API server (controllers, evidence, actions,
 //!   leader election, events)
+//! - `intake`: alarms (SQS) and Alertmanager webhooks in, Incidents out
 //! - `config`, `metrics`, `runtime`, `telemetry`: the process around them
 //! - `replay_command`: `operator replay`, offline replay of a post-mortem's diagnosis
 
 pub mod config;
 pub mod crd;
 pub mod domain;
+pub mod intake;
 pub mod kube_adapters;
 pub mod metrics;
 pub mod replay_command;

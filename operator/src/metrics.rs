@@ -20,6 +20,9 @@ pub struct Metrics {
     pub llm_calls: IntCounterVec,
     pub llm_tokens: IntCounterVec,
     pub llm_cost_usd: CounterVec,
+    /// Intake messages by source (`sqs`, `alertmanager`) and outcome (created, duplicate,
+    /// ok_recorded, ok_without_incident, ignored, malformed, unmappable, dead_lettered).
+    pub intake_messages: IntCounterVec,
     /// Last phase seen per incident (`ns/name`), to keep the by-phase gauge exact.
     phases: Arc<Mutex<HashMap<String, &'static str>>>,
 }
@@ -41,6 +44,9 @@ impl Metrics {
         registry.register(Box::new(incidents_by_phase.clone()))?;
         registry.register(Box::new(durations.clone()))?;
         registry.register(Box::new(diagnoses.clone()))?;
+        let intake_messages =
+            IntCounterVec::new(Opts::new("intake_messages_total", "Intake messages by source and outcome"), &["source", "outcome"])?;
+        registry.register(Box::new(intake_messages.clone()))?;
         let llm_calls = IntCounterVec::new(Opts::new("llm_calls_total", "Model (LLM) calls for diagnosis"), &["model", "outcome"])?;
         let llm_tokens = IntCounterVec::new(Opts::new("llm_tokens_total", "Model tokens used"), &["model", "direction"])?;
         let llm_cost_usd =
@@ -58,6 +64,7 @@ impl Metrics {
             llm_calls,
             llm_tokens,
             llm_cost_usd,
+            intake_messages,
             phases: Arc::default(),
         })
     }

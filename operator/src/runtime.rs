@@ -27,6 +27,8 @@ pub enum RunError {
     Config(#[from] ConfigError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("intake: {0}")]
+    Intake(#[from] crate::intake::WorkloadMapError),
     #[error("http server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -114,8 +116,10 @@ pub async fn run_with_readiness(
     if let (Some(store), Some(c)) = (args.post_mortem_archive.store().await, Arc::get_mut(&mut ctx)) {
         c.post_mortem_store = Some(Arc::new(store));
     }
+    // Intake runs on every replica (idempotent writes), not only on the leader.
+    let intake_routes = crate::intake::start(client.clone(), &args.intake, metrics.clone(), shutdown.clone()).await?;
     if let Some(listener) = listener {
-        let app = http_router(metrics, ready.clone());
+        let app = http_router(metrics, ready.clone()).merge(intake_routes);
         let token = shutdown.clone();
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(async move { token.cancelled().await }).await {

@@ -1,0 +1,135 @@
+//! What an incoming signal asks for, decided before any I/O: open an Incident, record the OK
+//! signal on the Incidents an alarm opened, or nothing. Pure.
+
+use std::collections::BTreeMap;
+
+use kube::api::ObjectMeta;
+
+use super::alarm::{AlarmState, AlarmTransition};
+use super::identity::{ALARM_LABEL, alarm_key, incident_name};
+use super::workload::WorkloadResolver;
+use crate::crd::{Incident, IncidentSource, IncidentSpec, SourceKind, WorkloadRef};
+
+/// Annotations carrying context the Incident spec has no field for (shown to people and to the
+/// diagnoser through the object; they never hold secrets: alarm text only).
+pub const DESCRIPTION_ANNOTATION: &str = "salve.dev/alarm-description";
+pub const METRIC_ANNOTATION: &str = "salve.dev/alarm-metric";
+
+#[derive(Clone, Debug)]
+pub enum Intent {
+    Open(Box<Incident>),
+    /// Set `spec.signal: OK` on the open Incidents labelled with this alarm key.
+    RecordOk {
+        alarm_key: String,
+    },
+    /// Nothing to do (e.g. INSUFFICIENT_DATA); the reason is for logs.
+    Ignore(&'static str),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("no workload for {0:?}: not in the workload map, no usable dimensions/labels, and no default namespace")]
+pub struct Unmappable(pub String);
+
+/// The Incident for a signal, named and labelled for idempotency.
+pub fn new_incident(
+    readable: &str,
+    identity: &str,
+    started: &str,
+    workload: &super::workload::Workload,
+    source: IncidentSource,
+    annotations: BTreeMap<String, String>,
+) -> Incident {
+    let metadata = ObjectMeta {
+        name: Some(incident_name(readable, identity, started)),
+        namespace: Some(workload.namespace.clone()),
+        labels: Some(BTreeMap::from([
+            (ALARM_LABEL.to_string(), alarm_key(identity)),
+            ("app.kubernetes.io/managed-by".to_string(), "salve-intake".to_string()),
+        ])),
+        annotations: (!annotations.is_empty()).then_some(annotations),
+        ..ObjectMeta::default()
+    };
+    let spec = IncidentSpec {
+        service: workload.service.clone(),
+        severity: workload.severity,
+        source,
+        target: WorkloadRef { kind: "Deployment".into(), name: workload.deployment.clone() },
+        signal: None,
+    };
+    Incident { metadata, spec, status: None }
+}
+
+/// ALARM opens an Incident (the alarm must map to a workload); OK is recorded on the open ones;
+/// INSUFFICIENT_DATA says nothing about the workload and is ignored.
+pub fn from_alarm(t: &AlarmTransition, resolver: &WorkloadResolver) -> Result<Intent, Unmappable> {
+    match t.state {
+        AlarmState::InsufficientData => return Ok(Intent::Ignore("INSUFFICIENT_DATA")),
+        AlarmState::Ok => return Ok(Intent::RecordOk { alarm_key: alarm_key(t.identity()) }),
+        AlarmState::Alarm => {}
+    }
+    let workload = resolver.resolve(&t.name, &t.dimensions, None).ok_or_else(|| Unmappable(t.name.clone()))?;
+    let source = IncidentSource {
+        kind: SourceKind::CloudWatchAlarm,
+        alarm_name: Some(t.name.clone()),
+        alarm_arn: t.arn.clone(),
+        region: t.region.clone(),
+        state_change_time: Some(t.state_change_time.clone()),
+        reason: Some(t.reason.clone()).filter(|r| !r.is_empty()),
+        alert_name: None,
+        fingerprint: None,
+    };
+    let mut annotations = BTreeMap::new();
+    if let Some(d) = &t.description {
+        annotations.insert(DESCRIPTION_ANNOTATION.to_string(), d.clone());
+    }
+    if let Some(m) = &t.metric {
+        annotations.insert(METRIC_ANNOTATION.to_string(), m.clone());
+    }
+    Ok(Intent::Open(Box::new(new_incident(&t.name, t.identity(), &t.state_change_time, &workload, source, annotations))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::Severity;
+
+    fn transition(state: AlarmState) -> AlarmTransition {
+        AlarmTransition {
+            name: "oms-5xx".into(),
+            arn: Some("arn:aws:cloudwatch:eu-west-1:123456789012:alarm:oms-5xx".into()),
+            region: Some("eu-west-1".into()),
+            state_change_time: "2026-11-21T19:56:10.708Z".into(),
+            reason: "Threshold Crossed".into(),
+            description: Some("OMS answers 5xx".into()),
+            state,
+            dimensions: BTreeMap::new(),
+            metric: Some("AWS/ApplicationELB/HTTPCode_Target_5XX_Count".into()),
+        }
+    }
+
+    #[test]
+    fn alarm_opens_a_labelled_incident() {
+        let r = WorkloadResolver::new("oms-*=shop/oms:Critical", None, Severity::High).expect("map");
+        let Ok(Intent::Open(inc)) = from_alarm(&transition(AlarmState::Alarm), &r) else { panic!("expected an incident") };
+        assert_eq!(inc.metadata.namespace.as_deref(), Some("shop"));
+        assert!(inc.metadata.name.as_deref().is_some_and(|n| n.starts_with("oms-5xx-")));
+        assert_eq!(inc.spec.target.name, "oms");
+        assert_eq!(inc.spec.severity, Severity::Critical);
+        assert_eq!(inc.spec.source.kind, SourceKind::CloudWatchAlarm);
+        assert_eq!(inc.spec.source.state_change_time.as_deref(), Some("2026-11-21T19:56:10.708Z"));
+        let key = alarm_key("arn:aws:cloudwatch:eu-west-1:123456789012:alarm:oms-5xx");
+        assert_eq!(inc.metadata.labels.as_ref().and_then(|l| l.get(ALARM_LABEL)), Some(&key));
+        assert_eq!(
+            inc.metadata.annotations.as_ref().and_then(|a| a.get(DESCRIPTION_ANNOTATION)).map(String::as_str),
+            Some("OMS answers 5xx")
+        );
+        assert!(matches!(from_alarm(&transition(AlarmState::Ok), &r), Ok(Intent::RecordOk { alarm_key }) if alarm_key == key));
+    }
+
+    #[test]
+    fn insufficient_data_is_ignored_and_unmapped_alarms_are_errors() {
+        let r = WorkloadResolver::new("", None, Severity::High).expect("map");
+        assert!(matches!(from_alarm(&transition(AlarmState::InsufficientData), &r), Ok(Intent::Ignore(_))));
+        assert!(matches!(from_alarm(&transition(AlarmState::Alarm), &r), Err(Unmappable(n)) if n == "oms-5xx"));
+    }
+}
