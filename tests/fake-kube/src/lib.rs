@@ -12,7 +12,8 @@
 //! - list + watch with resourceVersion: bookmarks, `410 Gone` for a compacted version
 //! - merge patch, JSON patch (a `test` op of `null` on a missing path passes, as kube-runtime's
 //!   finalizer helper expects), apply patch approximated as a merge with the field manager
-//!   recorded in `managedFields`, strategic merge for lists keyed by `name` (containers, env, ...)
+//!   recorded in `managedFields` (on the status subresource the applied status replaces the old
+//!   one, which is what pruning does when one manager owns all of status), strategic merge for lists keyed by `name` (containers, env, ...)
 //! - status subresource separate from the main resource; generation bumped on spec change
 //! - finalizers + deletionTimestamp; owner-reference cascade deletion
 //! - CEL rules (`x-kubernetes-validations`) of registered CRDs, enforced with kube-cel
@@ -22,7 +23,7 @@
 //!
 //! Not modelled: authentication/authorization (every token is allowed, only recorded),
 //! admission webhooks, OpenAPI schema validation and the `/openapi` documents (use
-//! `kubectl --validate=false`), field ownership and pruning of real server-side apply,
+//! `kubectl --validate=false`), field ownership and pruning of real server-side apply outside status,
 //! defaulting, pagination (`limit`/`continue`), deletion propagation policies, selector-based
 //! DELETED events in watches, and every built-in controller (no Deployment controller, no
 //! kubelet: tests play those roles).

@@ -413,7 +413,14 @@ impl Store {
         match kind {
             PatchKind::Merge => patch::merge_patch(&mut obj, body),
             PatchKind::Strategic => patch::strategic_merge_patch(&mut obj, body),
-            // Approximation: apply == merge (strategic for built-in types); no field pruning.
+            // Status is written by one field manager (the operator), so applying it owns all of
+            // it: fields left out are removed, as real server-side apply prunes them.
+            PatchKind::Apply if status_only => {
+                if let (Some(o), Some(status)) = (obj.as_object_mut(), body.get("status")) {
+                    o.insert("status".into(), status.clone());
+                }
+            }
+            // Approximation elsewhere: apply == merge (strategic for built-in types); no pruning.
             PatchKind::Apply if builtin => patch::strategic_merge_patch(&mut obj, body),
             PatchKind::Apply => patch::merge_patch(&mut obj, body),
             PatchKind::Json => patch::json_patch_lenient(&mut obj, body).map_err(StoreError::Invalid)?,
