@@ -107,6 +107,8 @@ pub struct RunArgs {
     /// Price per 1000 output tokens, USD.
     #[arg(long, env = "SALVE_BEDROCK_USD_PER_1K_OUTPUT", default_value_t = 0.015)]
     pub bedrock_usd_per_1k_output: f64,
+    #[command(flatten)]
+    pub aws_evidence: crate::aws_adapters::settings::AwsEvidenceArgs,
 }
 
 #[derive(Debug, thiserror::Error)]

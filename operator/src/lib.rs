@@ -4,8 +4,10 @@
 //! - `domain`: pure decision logic (policy, diagnoser, phases, redaction, verification)
 //! - `kube_adapters`: everything that talks to the API server (controllers, evidence, actions,
 //!   leader election, events)
+//! - `aws_adapters`: evidence from AWS (Logs Insights, CloudWatch metrics, X-Ray)
 //! - `config`, `metrics`, `runtime`, `telemetry`: the process around them
 
+pub mod aws_adapters;
 pub mod config;
 pub mod crd;
 pub mod domain;

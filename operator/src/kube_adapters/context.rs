@@ -7,6 +7,7 @@ use kube::runtime::events::Recorder;
 
 use super::config_history::ConfigHistory;
 use crate::config::RunArgs;
+use crate::domain::cloud_evidence::CloudEvidenceSource;
 use crate::domain::diagnoser::Diagnoser;
 use crate::domain::policy::Policy;
 use crate::metrics::Metrics;
@@ -20,4 +21,6 @@ pub struct Context {
     pub metrics: Metrics,
     pub history: ConfigHistory,
     pub settings: RunArgs,
+    /// Evidence from AWS (logs, alarm metric, traces); `None` when not configured.
+    pub cloud_evidence: Option<Arc<dyn CloudEvidenceSource>>,
 }
