@@ -115,6 +115,8 @@ pub struct RunArgs {
     pub post_mortem_archive: crate::kube_adapters::post_mortem_s3::PostMortemArchiveArgs,
     #[command(flatten)]
     pub intake: crate::intake::config::IntakeArgs,
+    #[command(flatten)]
+    pub aws_evidence: crate::aws_adapters::settings::AwsEvidenceArgs,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -14,6 +14,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, RunArgs};
+use crate::domain::cloud_evidence::CloudEvidenceSource;
 use crate::domain::diagnoser::{Diagnoser, RuleBasedDiagnoser};
 use crate::kube_adapters::config_history::ConfigHistory;
 use crate::kube_adapters::context::Context;
@@ -77,7 +78,29 @@ pub async fn diagnoser(args: &RunArgs) -> Arc<dyn Diagnoser> {
     Arc::new(crate::kube_adapters::bedrock::BedrockDiagnoser::new(client, settings))
 }
 
+/// AWS evidence from configuration: on when enabled or a log group template is set; clients
+/// from the default AWS chain (endpoint overrides via `AWS_ENDPOINT_URL*`).
+pub async fn cloud_evidence(args: &RunArgs) -> Option<Arc<dyn CloudEvidenceSource>> {
+    let settings = args.aws_evidence.clone();
+    if !settings.is_enabled() {
+        return None;
+    }
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    tracing::info!(log_group_template = settings.template().unwrap_or("-"), "AWS evidence enabled");
+    Some(Arc::new(crate::aws_adapters::cloud_evidence::AwsCloudEvidence::from_sdk_config(&sdk, settings)))
+}
+
 pub fn context_with(client: Client, args: &RunArgs, metrics: Metrics, diagnoser: Arc<dyn Diagnoser>) -> Result<Arc<Context>, RunError> {
+    context_with_sources(client, args, metrics, diagnoser, None)
+}
+
+pub fn context_with_sources(
+    client: Client,
+    args: &RunArgs,
+    metrics: Metrics,
+    diagnoser: Arc<dyn Diagnoser>,
+    cloud_evidence: Option<Arc<dyn CloudEvidenceSource>>,
+) -> Result<Arc<Context>, RunError> {
     let reporter = Reporter { controller: "salve-operator".into(), instance: Some(args.identity.clone()) };
     Ok(Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
@@ -88,6 +111,7 @@ pub fn context_with(client: Client, args: &RunArgs, metrics: Metrics, diagnoser:
         history: ConfigHistory::default(),
         settings: args.clone(),
         post_mortem_store: None,
+        cloud_evidence,
     }))
 }
 
@@ -111,7 +135,7 @@ pub async fn run_with_readiness(
     ready: Arc<AtomicBool>,
 ) -> Result<(), RunError> {
     let metrics = Metrics::new()?;
-    let mut ctx = context_with(client.clone(), &args, metrics.clone(), diagnoser(&args).await)?;
+    let mut ctx = context_with_sources(client.clone(), &args, metrics.clone(), diagnoser(&args).await, cloud_evidence(&args).await)?;
     // The S3 client needs the (async) AWS config load; the context is not shared yet.
     if let (Some(store), Some(c)) = (args.post_mortem_archive.store().await, Arc::get_mut(&mut ctx)) {
         c.post_mortem_store = Some(Arc::new(store));

@@ -260,7 +260,8 @@ async fn raw_delivery_and_eventbridge_events_map_workloads_from_dimensions() {
     assert_eq!(ims.namespace().as_deref(), Some(NS));
     assert_eq!(ims.spec.source.alarm_arn.as_deref(), Some("arn:aws:cloudwatch:eu-west-1:123456789012:alarm:ims-cpu"));
     assert_eq!(ims.spec.source.reason.as_deref(), Some("CPU high"));
-    assert_eq!(ims.annotations().get("salve.dev/alarm-metric").map(String::as_str), Some("ContainerInsights/pod_cpu_utilization"));
+    let metric = ims.spec.source.metric.as_ref().expect("the alarm metric, for AWS evidence");
+    assert_eq!((metric.namespace.as_str(), metric.name.as_str()), ("ContainerInsights", "pod_cpu_utilization"));
     stop.cancel();
 }
 

@@ -89,6 +89,22 @@ pub struct IncidentSource {
     pub alert_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// The metric the alarm watches, when known (its datapoints around the alarm become evidence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<AlarmMetric>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlarmMetric {
+    /// e.g. `AWS/ApplicationELB`, `ContainerInsights`.
+    pub namespace: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub dimensions: std::collections::BTreeMap<String, String>,
+    /// e.g. `Average`, `Sum`, `p99`; unset = the operator's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistic: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]

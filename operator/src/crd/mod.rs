@@ -8,8 +8,8 @@ pub mod remediation;
 
 pub use condition::{Condition, ConditionStatus, set_condition};
 pub use incident::{
-    Diagnosis, Evidence, Incident, IncidentPhase, IncidentSource, IncidentSpec, IncidentStatus, Severity, SignalState, SourceKind,
-    TimelineEntry, WorkloadRef,
+    AlarmMetric, Diagnosis, Evidence, Incident, IncidentPhase, IncidentSource, IncidentSpec, IncidentStatus, Severity, SignalState,
+    SourceKind, TimelineEntry, WorkloadRef,
 };
 pub use remediation::{
     ActionKind, Approval, ApprovalState, ProposedAction, Remediation, RemediationPhase, RemediationSpec, RemediationStatus, Risk, Snapshot,

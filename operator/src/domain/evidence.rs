@@ -36,6 +36,9 @@ pub struct Evidence {
     /// Free text from the alarm (reason, alarm name) — used for "under load" signals.
     #[serde(default)]
     pub signal: String,
+    /// Evidence from AWS (Logs Insights, alarm metric, X-Ray), when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<super::cloud_evidence::CloudEvidence>,
     /// True when something was dropped to respect the size bound.
     #[serde(default)]
     pub truncated: bool,

@@ -2,6 +2,7 @@
 //! function of its inputs, so it is unit tested on fixtures and replayable offline.
 
 pub mod action;
+pub mod cloud_evidence;
 pub mod diagnoser;
 pub mod evidence;
 pub mod llm_usage;

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::crd::AlarmMetric;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AlarmState {
     Alarm,
@@ -41,8 +43,8 @@ pub struct AlarmTransition {
     pub state: AlarmState,
     /// Metric dimensions (name -> value) of the alarm's metric(s).
     pub dimensions: BTreeMap<String, String>,
-    /// `namespace/metric name` of the alarm's (first) metric, when known.
-    pub metric: Option<String>,
+    /// The alarm's (first) metric, when known: AWS evidence reads its datapoints.
+    pub metric: Option<AlarmMetric>,
 }
 
 impl AlarmTransition {
@@ -111,6 +113,11 @@ struct Trigger {
     namespace: Option<String>,
     #[serde(default)]
     dimensions: Vec<Dimension>,
+    /// `SUM`, `AVERAGE`, `SAMPLE_COUNT`, ... (upper case in notifications).
+    #[serde(default)]
+    statistic: Option<String>,
+    #[serde(default)]
+    extended_statistic: Option<String>,
 }
 
 /// SNS alarm notifications spell dimension keys in lower case.
@@ -122,7 +129,15 @@ struct Dimension {
 
 fn parse_alarm_notification(v: Value) -> Result<AlarmTransition, ParseError> {
     let n: AlarmNotification = serde_json::from_value(v).map_err(|e| ParseError::UnknownShape(format!("alarm notification: {e}")))?;
-    let trigger = n.trigger.unwrap_or(Trigger { metric_name: None, namespace: None, dimensions: Vec::new() });
+    let trigger = n.trigger.unwrap_or(Trigger {
+        metric_name: None,
+        namespace: None,
+        dimensions: Vec::new(),
+        statistic: None,
+        extended_statistic: None,
+    });
+    let dimensions: BTreeMap<String, String> = trigger.dimensions.into_iter().map(|d| (d.name, d.value)).collect();
+    let statistic = trigger.extended_statistic.or(trigger.statistic.as_deref().map(statistic_name));
     let region = n.alarm_arn.as_deref().and_then(region_of_arn).or(n.region);
     Ok(AlarmTransition {
         name: non_empty(n.alarm_name, "AlarmName")?,
@@ -132,8 +147,8 @@ fn parse_alarm_notification(v: Value) -> Result<AlarmTransition, ParseError> {
         reason: n.new_state_reason,
         description: n.alarm_description.filter(|d| !d.is_empty()),
         state: AlarmState::parse(&n.new_state_value)?,
-        dimensions: trigger.dimensions.into_iter().map(|d| (d.name, d.value)).collect(),
-        metric: metric_id(trigger.namespace.as_deref(), trigger.metric_name.as_deref()),
+        metric: alarm_metric(trigger.namespace, trigger.metric_name, &dimensions, statistic),
+        dimensions,
     })
 }
 
@@ -184,6 +199,8 @@ struct EventMetric {
 #[derive(Deserialize)]
 struct MetricStat {
     metric: Metric,
+    #[serde(default)]
+    stat: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -204,9 +221,10 @@ fn parse_eventbridge(v: Value) -> Result<AlarmTransition, ParseError> {
     let arn = e.resources.into_iter().next();
     let config = e.detail.configuration.unwrap_or_default();
     // Metric-math alarms list several metrics; every dimension they share is a hint.
-    let metrics: Vec<Metric> = config.metrics.into_iter().filter_map(|m| m.metric_stat.map(|s| s.metric)).collect();
-    let metric = metrics.first().and_then(|m| metric_id(m.namespace.as_deref(), m.name.as_deref()));
-    let dimensions = metrics.into_iter().flat_map(|m| m.dimensions).collect();
+    let stats: Vec<MetricStat> = config.metrics.into_iter().filter_map(|m| m.metric_stat).collect();
+    let metric =
+        stats.first().and_then(|s| alarm_metric(s.metric.namespace.clone(), s.metric.name.clone(), &s.metric.dimensions, s.stat.clone()));
+    let dimensions = stats.into_iter().flat_map(|s| s.metric.dimensions).collect();
     Ok(AlarmTransition {
         name: non_empty(e.detail.alarm_name, "detail.alarmName")?,
         region: arn.as_deref().and_then(region_of_arn).or(e.region),
@@ -224,12 +242,23 @@ fn non_empty(s: String, field: &'static str) -> Result<String, ParseError> {
     if s.trim().is_empty() { Err(ParseError::MissingField(field)) } else { Ok(s) }
 }
 
-fn metric_id(namespace: Option<&str>, name: Option<&str>) -> Option<String> {
-    match (namespace, name) {
-        (Some(ns), Some(n)) => Some(format!("{ns}/{n}")),
-        (None, Some(n)) => Some(n.to_string()),
-        _ => None,
-    }
+fn alarm_metric(
+    namespace: Option<String>,
+    name: Option<String>,
+    dimensions: &BTreeMap<String, String>,
+    statistic: Option<String>,
+) -> Option<AlarmMetric> {
+    Some(AlarmMetric { namespace: namespace?, name: name?, dimensions: dimensions.clone(), statistic })
+}
+
+/// `SAMPLE_COUNT` (notification spelling) -> `SampleCount` (GetMetricData spelling).
+fn statistic_name(s: &str) -> String {
+    s.split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + &c.as_str().to_ascii_lowercase()).unwrap_or_default()
+        })
+        .collect()
 }
 
 /// `arn:aws:cloudwatch:<region>:<account>:alarm:<name>` -> region.
@@ -282,7 +311,12 @@ mod tests {
         assert_eq!(t.state_change_time, "2026-11-21T19:56:10.708Z");
         assert_eq!(t.description.as_deref(), Some("OMS answers 5xx"));
         assert_eq!(t.dimensions.get("LoadBalancer").map(String::as_str), Some("app/shop/123"));
-        assert_eq!(t.metric.as_deref(), Some("AWS/ApplicationELB/HTTPCode_Target_5XX_Count"));
+        let m = t.metric.expect("metric");
+        assert_eq!(
+            (m.namespace.as_str(), m.name.as_str(), m.statistic.as_deref()),
+            ("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", Some("Sum"))
+        );
+        assert_eq!(m.dimensions.get("LoadBalancer").map(String::as_str), Some("app/shop/123"));
         assert!(t.reason.starts_with("Threshold Crossed"));
     }
 
@@ -316,7 +350,8 @@ mod tests {
         assert_eq!(t.state, AlarmState::InsufficientData);
         assert_eq!(t.description.as_deref(), Some("IMS is slow"));
         assert_eq!(t.dimensions.get("Deployment").map(String::as_str), Some("ims"));
-        assert_eq!(t.metric.as_deref(), Some("Shop/p99"));
+        let m = t.metric.expect("metric");
+        assert_eq!((m.namespace.as_str(), m.name.as_str(), m.statistic.as_deref()), ("Shop", "p99", Some("p99")));
         assert_eq!(t.state_change_time, "2026-11-21T19:56:10.551Z");
     }
 

@@ -103,6 +103,7 @@ pub fn from_alert(alert: &Alert, resolver: &WorkloadResolver) -> Result<Intent, 
         reason,
         alert_name: Some(name.to_string()),
         fingerprint: alert.fingerprint.clone().filter(|f| !f.is_empty()),
+        metric: None,
     };
     let annotations: BTreeMap<String, String> =
         alert.annotations.get("description").map(|d| (DESCRIPTION_ANNOTATION.to_string(), d.clone())).into_iter().collect();

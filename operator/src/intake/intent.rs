@@ -13,7 +13,6 @@ use crate::crd::{Incident, IncidentSource, IncidentSpec, SourceKind, WorkloadRef
 /// Annotations carrying context the Incident spec has no field for (shown to people and to the
 /// diagnoser through the object; they never hold secrets: alarm text only).
 pub const DESCRIPTION_ANNOTATION: &str = "salve.dev/alarm-description";
-pub const METRIC_ANNOTATION: &str = "salve.dev/alarm-metric";
 
 #[derive(Clone, Debug)]
 pub enum Intent {
@@ -77,13 +76,11 @@ pub fn from_alarm(t: &AlarmTransition, resolver: &WorkloadResolver) -> Result<In
         reason: Some(t.reason.clone()).filter(|r| !r.is_empty()),
         alert_name: None,
         fingerprint: None,
+        metric: t.metric.clone(),
     };
     let mut annotations = BTreeMap::new();
     if let Some(d) = &t.description {
         annotations.insert(DESCRIPTION_ANNOTATION.to_string(), d.clone());
-    }
-    if let Some(m) = &t.metric {
-        annotations.insert(METRIC_ANNOTATION.to_string(), m.clone());
     }
     Ok(Intent::Open(Box::new(new_incident(&t.name, t.identity(), &t.state_change_time, &workload, source, annotations))))
 }
@@ -91,7 +88,7 @@ pub fn from_alarm(t: &AlarmTransition, resolver: &WorkloadResolver) -> Result<In
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::Severity;
+    use crate::crd::{AlarmMetric, Severity};
 
     fn transition(state: AlarmState) -> AlarmTransition {
         AlarmTransition {
@@ -103,7 +100,12 @@ mod tests {
             description: Some("OMS answers 5xx".into()),
             state,
             dimensions: BTreeMap::new(),
-            metric: Some("AWS/ApplicationELB/HTTPCode_Target_5XX_Count".into()),
+            metric: Some(AlarmMetric {
+                namespace: "AWS/ApplicationELB".into(),
+                name: "HTTPCode_Target_5XX_Count".into(),
+                dimensions: BTreeMap::new(),
+                statistic: Some("Sum".into()),
+            }),
         }
     }
 

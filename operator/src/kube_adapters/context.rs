@@ -7,6 +7,7 @@ use kube::runtime::events::Recorder;
 
 use super::config_history::ConfigHistory;
 use crate::config::RunArgs;
+use crate::domain::cloud_evidence::CloudEvidenceSource;
 use crate::domain::diagnoser::Diagnoser;
 use crate::domain::policy::Policy;
 use crate::domain::post_mortem_store::PostMortemStore;
@@ -23,4 +24,6 @@ pub struct Context {
     pub settings: RunArgs,
     /// Archive of post-mortems (S3 with Object Lock); `None` = ConfigMap and status only.
     pub post_mortem_store: Option<Arc<dyn PostMortemStore>>,
+    /// Evidence from AWS (logs, alarm metric, traces); `None` when not configured.
+    pub cloud_evidence: Option<Arc<dyn CloudEvidenceSource>>,
 }

@@ -18,8 +18,9 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::context::Context;
-use super::{events, evidence, now_rfc3339, policy_context, status};
+use super::{events, evidence, now_rfc3339, parse_time, policy_context, status};
 use crate::crd::*;
+use crate::domain::cloud_evidence::{CloudEvidenceRequest, MetricRef};
 use crate::domain::diagnoser::{ActionLimits, DiagnoseError, DiagnosisInput};
 use crate::domain::llm_usage::llm_call;
 use crate::domain::policy::Verdict;
@@ -164,11 +165,14 @@ async fn investigate(inc: &Incident, ns: &str, st: &mut IncidentStatus, ctx: &Co
     }
     let signal =
         [inc.spec.source.alarm_name.as_deref(), inc.spec.source.reason.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(": ");
-    let raw = match evidence::collect(&ctx.client, &ctx.history, ns, &inc.spec.target.kind, &inc.spec.target.name, &signal).await {
+    let mut raw = match evidence::collect(&ctx.client, &ctx.history, ns, &inc.spec.target.kind, &inc.spec.target.name, &signal).await {
         Ok(ev) => ev,
         Err(evidence::EvidenceError::Kube(e)) => return Err(e.into()),
         Err(e) => return Ok(step(IncidentPhase::Escalated, "EvidenceUnavailable", e.to_string())),
     };
+    if let Some(source) = &ctx.cloud_evidence {
+        raw.cloud = Some(source.collect(&cloud_evidence_request(inc, ns)).await);
+    }
     let ev = redact_and_bound(raw, &Bounds::default());
     let excluded = owned_remediations(ctx, ns, st)
         .await?
@@ -231,6 +235,29 @@ async fn investigate(inc: &Incident, ns: &str, st: &mut IncidentStatus, ctx: &Co
             set_condition(&mut st.conditions, Condition::new("PolicyAllowed", ConditionStatus::True, "Allowed", action.describe(), &now));
             Ok(step(IncidentPhase::Diagnosed, "Diagnosed", format!("{category}: {}", diagnosis.summary)))
         }
+    }
+}
+
+/// What the cloud evidence source needs: the workload, the alarm metric and the alarm's time
+/// (the Incident's creation when the alarm's is missing or unreadable).
+fn cloud_evidence_request(inc: &Incident, ns: &str) -> CloudEvidenceRequest {
+    let source = &inc.spec.source;
+    let alarm_time = source
+        .state_change_time
+        .as_deref()
+        .and_then(parse_time)
+        .or_else(|| inc.meta().creation_timestamp.as_ref().map(|t| t.0))
+        .unwrap_or_else(k8s_openapi::jiff::Timestamp::now);
+    CloudEvidenceRequest {
+        namespace: ns.to_string(),
+        workload: inc.spec.target.name.clone(),
+        metric: source.metric.as_ref().map(|m| MetricRef {
+            namespace: m.namespace.clone(),
+            name: m.name.clone(),
+            dimensions: m.dimensions.clone(),
+            statistic: m.statistic.clone(),
+        }),
+        alarm_time,
     }
 }
 
