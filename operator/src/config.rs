@@ -107,6 +107,9 @@ pub struct RunArgs {
     /// Price per 1000 output tokens, USD.
     #[arg(long, env = "SALVE_BEDROCK_USD_PER_1K_OUTPUT", default_value_t = 0.015)]
     pub bedrock_usd_per_1k_output: f64,
+    /// Pull-request remediation through GitHub.
+    #[command(flatten)]
+    pub github: crate::kube_adapters::github_settings::GithubArgs,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +149,7 @@ impl RunArgs {
             dry_run: self.dry_run,
             max_memory: self.max_memory.clone(),
             max_replicas: self.max_replicas,
+            pull_requests: self.github.pull_request_policy(),
         })
     }
 

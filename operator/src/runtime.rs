@@ -29,6 +29,8 @@ pub enum RunError {
     Metrics(#[from] prometheus::Error),
     #[error("http server: {0}")]
     Io(#[from] std::io::Error),
+    #[error("GitHub: {0}")]
+    Github(#[from] crate::kube_adapters::github_settings::GithubConfigError),
 }
 
 #[derive(Clone)]
@@ -85,6 +87,7 @@ pub fn context_with(client: Client, args: &RunArgs, metrics: Metrics, diagnoser:
         metrics,
         history: ConfigHistory::default(),
         settings: args.clone(),
+        github: args.github.client()?,
     }))
 }
 

@@ -7,6 +7,7 @@ pub mod evidence;
 pub mod model_prompt;
 pub mod phase;
 pub mod policy;
+pub mod pull_request;
 pub mod quantity;
 pub mod redact;
 pub mod signature;

@@ -6,6 +6,7 @@ use kube::Client;
 use kube::runtime::events::Recorder;
 
 use super::config_history::ConfigHistory;
+use super::github::GithubClient;
 use crate::config::RunArgs;
 use crate::domain::diagnoser::Diagnoser;
 use crate::domain::policy::Policy;
@@ -20,4 +21,6 @@ pub struct Context {
     pub metrics: Metrics,
     pub history: ConfigHistory,
     pub settings: RunArgs,
+    /// GitHub for PullRequest actions; `None` when not configured (they are then refused).
+    pub github: Option<Arc<GithubClient>>,
 }
