@@ -117,6 +117,9 @@ pub struct RunArgs {
     pub intake: crate::intake::config::IntakeArgs,
     #[command(flatten)]
     pub aws_evidence: crate::aws_adapters::settings::AwsEvidenceArgs,
+    /// Pull-request remediation through GitHub.
+    #[command(flatten)]
+    pub github: crate::kube_adapters::github_settings::GithubArgs,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +159,7 @@ impl RunArgs {
             dry_run: self.dry_run,
             max_memory: self.max_memory.clone(),
             max_replicas: self.max_replicas,
+            pull_requests: self.github.pull_request_policy(),
         })
     }
 

@@ -32,6 +32,8 @@ pub enum RunError {
     Intake(#[from] crate::intake::WorkloadMapError),
     #[error("http server: {0}")]
     Io(#[from] std::io::Error),
+    #[error("GitHub: {0}")]
+    Github(#[from] crate::kube_adapters::github_settings::GithubConfigError),
 }
 
 #[derive(Clone)]
@@ -112,6 +114,7 @@ pub fn context_with_sources(
         settings: args.clone(),
         post_mortem_store: None,
         cloud_evidence,
+        github: args.github.client()?,
     }))
 }
 

@@ -107,11 +107,19 @@ pub struct RemediationStatus {
     pub dry_run_result: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<VerificationResult>,
-    /// Pull request URL and state (PullRequest actions, next issue).
+    /// Pull request URL and state (`open`, `merged` or `closed`) of a PullRequest action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pr_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pr_state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pr_number: Option<u64>,
+    /// The pull request that reverts a merged change whose verification failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revert_pr_url: Option<String>,
+    /// A reviewer's feedback when the pull request was closed without merge; sent back to diagnosis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }
@@ -119,12 +127,13 @@ pub struct RemediationStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Snapshot {
-    /// `ConfigMap/name` or `Deployment/name`.
+    /// `ConfigMap/name`, `Deployment/name` or `Repository/owner/name`.
     pub target: String,
-    /// resourceVersion of the target when the snapshot was taken.
+    /// resourceVersion of the target when the snapshot was taken (base commit for a repository).
     #[serde(default)]
     pub resource_version: String,
-    /// A JSON merge patch that puts the pre-change values back (`null` removes a key).
+    /// A JSON merge patch that puts the pre-change values back (`null` removes a key); for a
+    /// repository, the previous contents of the changed files (see `domain::pull_request`).
     pub undo_patch: String,
     /// Total container restarts of the workload at snapshot time ("no new restarts").
     #[serde(default)]

@@ -18,7 +18,7 @@ pub enum ActionKind {
     RolloutRestart,
     /// Put back the pod template of the previous ReplicaSet revision.
     Rollback,
-    /// Open a pull request for GitOps review (not executed by this operator version).
+    /// Open a pull request with file changes in a GitOps repository; a person merges it.
     PullRequest,
 }
 
@@ -61,11 +61,15 @@ pub enum Risk {
 impl Risk {
     /// Fixed risk per action kind: reversible, narrow changes are low; changes to what code
     /// or how much capacity runs are higher. A model cannot talk its way to a lower risk.
+    ///
+    /// A pull request is Low: opening one changes nothing that runs. The human gate is the
+    /// merge, which the operator never does; the policy still bounds which repositories and
+    /// paths it may touch, how much, and how often.
     pub fn of(kind: ActionKind) -> Risk {
         match kind {
-            ActionKind::SetConfigMapKey | ActionKind::RolloutRestart | ActionKind::Scale => Risk::Low,
+            ActionKind::SetConfigMapKey | ActionKind::RolloutRestart | ActionKind::Scale | ActionKind::PullRequest => Risk::Low,
             ActionKind::SetDeploymentEnv | ActionKind::SetDeploymentResources => Risk::Medium,
-            ActionKind::Rollback | ActionKind::PullRequest => Risk::High,
+            ActionKind::Rollback => Risk::High,
         }
     }
 }
@@ -94,6 +98,28 @@ pub struct ProposedAction {
     /// ReplicaSet revision to roll back to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<i64>,
+    /// PullRequest: the GitOps repository, `owner/name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// PullRequest: the file changes, applied in order on one branch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileChange>,
+    /// PullRequest: the pull request title (a default is derived from the incident otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+/// One file change of a PullRequest action.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FileChange {
+    /// Path inside the repository, e.g. `apps/oms/values.yaml`.
+    pub path: String,
+    /// Exact text that must occur exactly once in the current file; it is replaced by `replace`.
+    /// Without it, `replace` is the whole new file content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<String>,
+    pub replace: String,
 }
 
 impl ProposedAction {
@@ -107,12 +133,20 @@ impl ProposedAction {
             memory_limit: None,
             replicas: None,
             revision: None,
+            repository: None,
+            files: Vec::new(),
+            title: None,
         }
     }
 
-    /// `Kind/name`, used as the key for "one in-flight remediation per target".
+    /// `Kind/name`, used as the key for "one in-flight remediation per target". For a pull
+    /// request the target is the repository: one open Salve PR per repository keeps reviews and
+    /// reverts from stepping on each other.
     pub fn target(&self) -> String {
-        format!("{}/{}", self.kind.target_kind(), self.target_name)
+        match (self.kind, &self.repository) {
+            (ActionKind::PullRequest, Some(repo)) => format!("{}/{repo}", self.kind.target_kind()),
+            _ => format!("{}/{}", self.kind.target_kind(), self.target_name),
+        }
     }
 
     /// Checks that the fields the kind needs are present.
@@ -127,7 +161,17 @@ impl ProposedAction {
             ActionKind::SetDeploymentResources => need(self.memory_limit.is_some(), "memoryLimit"),
             ActionKind::Scale => need(self.replicas.is_some_and(|r| r >= 0), "replicas >= 0"),
             ActionKind::Rollback => need(self.revision.is_some(), "revision"),
-            ActionKind::RolloutRestart | ActionKind::PullRequest => Ok(()),
+            ActionKind::RolloutRestart => Ok(()),
+            ActionKind::PullRequest => {
+                let repo_ok = self.repository.as_deref().and_then(|r| r.split_once('/')).is_some_and(|(o, n)| {
+                    let part = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                    part(o) && part(n)
+                });
+                need(repo_ok, "repository as owner/name")?;
+                need(!self.files.is_empty(), "at least one file")?;
+                need(self.files.iter().all(|f| !f.path.trim().is_empty()), "a path for every file")?;
+                need(self.files.iter().all(|f| f.search.as_deref() != Some("")), "a non-empty search text (omit it to replace the file)")
+            }
         }
     }
 
@@ -142,7 +186,10 @@ impl ProposedAction {
             ActionKind::Scale => format!("scale Deployment {} to {}", self.target_name, self.replicas.unwrap_or_default()),
             ActionKind::RolloutRestart => format!("restart Deployment {}", self.target_name),
             ActionKind::Rollback => format!("roll back Deployment {} to revision {}", self.target_name, self.revision.unwrap_or_default()),
-            ActionKind::PullRequest => format!("open a pull request for {}", self.target_name),
+            ActionKind::PullRequest => {
+                let paths: Vec<&str> = self.files.iter().map(|f| f.path.as_str()).collect();
+                format!("open a pull request on {} changing {}", self.repository.as_deref().unwrap_or("?"), paths.join(", "))
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod phase;
 pub mod policy;
 pub mod post_mortem;
 pub mod post_mortem_store;
+pub mod pull_request;
 pub mod quantity;
 pub mod redact;
 pub mod replay;

@@ -129,9 +129,15 @@ const MAX_CITED: usize = 20;
 pub fn parse_answer(input: &Value, diagnosis_input: &DiagnosisInput) -> Result<ModelAnswer, AnswerError> {
     // ProposedAction tolerates unknown fields (CRD evolution); a model answer may not smuggle any.
     if let Some(Value::Object(a)) = input.get("proposed_action") {
-        const KNOWN: [&str; 8] = ["kind", "targetName", "key", "value", "container", "memoryLimit", "replicas", "revision"];
+        const KNOWN: [&str; 11] =
+            ["kind", "targetName", "key", "value", "container", "memoryLimit", "replicas", "revision", "repository", "files", "title"];
         if let Some(extra) = a.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(AnswerError::Schema(format!("unknown action field {extra:?}")));
+        }
+        const KNOWN_FILE: [&str; 3] = ["path", "search", "replace"];
+        let files = a.get("files").and_then(Value::as_array).into_iter().flatten();
+        if let Some(extra) = files.filter_map(Value::as_object).flat_map(|f| f.keys()).find(|k| !KNOWN_FILE.contains(&k.as_str())) {
+            return Err(AnswerError::Schema(format!("unknown file change field {extra:?}")));
         }
     }
     let raw: RawAnswer = serde_json::from_value(input.clone()).map_err(|e| AnswerError::Schema(e.to_string()))?;
@@ -217,7 +223,18 @@ mod tests {
     #[test]
     fn schema_lists_categories_and_action_kinds() {
         let s = tool_schema().to_string();
-        for c in ["Code_Bug", "Config_Error", "Permission_Issue", "Resource_Limit", "External_Dependency", "SetConfigMapKey", "Rollback"] {
+        for c in [
+            "Code_Bug",
+            "Config_Error",
+            "Permission_Issue",
+            "Resource_Limit",
+            "External_Dependency",
+            "SetConfigMapKey",
+            "Rollback",
+            "PullRequest",
+            "repository",
+            "search",
+        ] {
             assert!(s.contains(c), "{c} missing");
         }
     }

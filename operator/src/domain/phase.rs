@@ -68,6 +68,10 @@ pub enum RemediationPhase {
     Approved,
     /// Snapshot saved; the change is being applied.
     Applying,
+    /// PullRequest: the pull request is open; polled until a person merges or closes it.
+    AwaitingMerge,
+    /// PullRequest: merged; waiting for the target Deployment to finish rolling out.
+    RollingOut,
     /// Applied; watching the signal until the verification window ends.
     Verifying,
     /// The signal cleared.
@@ -91,7 +95,7 @@ impl RemediationPhase {
 
     /// In flight = may still change the target. Used for "one in-flight remediation per target".
     pub fn is_in_flight(self) -> bool {
-        matches!(self, Self::Approved | Self::Applying | Self::Verifying | Self::RollingBack)
+        matches!(self, Self::Approved | Self::Applying | Self::AwaitingMerge | Self::RollingOut | Self::Verifying | Self::RollingBack)
     }
 
     pub fn allowed(self, to: RemediationPhase) -> bool {
@@ -104,7 +108,9 @@ impl RemediationPhase {
             (Pending, AwaitingApproval | Approved | Refused)
                 | (AwaitingApproval, Approved | Rejected | Refused)
                 | (Approved, Applying | DryRun | Refused | Failed)
-                | (Applying, Verifying | RollingBack | Failed)
+                | (Applying, Verifying | AwaitingMerge | RollingBack | Failed)
+                | (AwaitingMerge, RollingOut | Rejected | Failed)
+                | (RollingOut, Verifying | RollingBack | Failed)
                 | (Verifying, Succeeded | RollingBack)
                 | (RollingBack, Failed)
         )
@@ -116,6 +122,8 @@ impl RemediationPhase {
             Self::AwaitingApproval => "AwaitingApproval",
             Self::Approved => "Approved",
             Self::Applying => "Applying",
+            Self::AwaitingMerge => "AwaitingMerge",
+            Self::RollingOut => "RollingOut",
             Self::Verifying => "Verifying",
             Self::Succeeded => "Succeeded",
             Self::RollingBack => "RollingBack",
@@ -164,5 +172,18 @@ mod tests {
         assert!(Verifying.allowed(RollingBack));
         assert!(!Succeeded.allowed(RollingBack));
         assert!(Applying.is_in_flight() && !Succeeded.is_in_flight());
+    }
+
+    #[test]
+    fn pull_request_path_waits_for_merge_and_roll_out() {
+        use RemediationPhase::*;
+        let path = [Pending, Approved, Applying, AwaitingMerge, RollingOut, Verifying, Succeeded];
+        for w in path.windows(2) {
+            assert!(w[0].allowed(w[1]), "{:?} -> {:?}", w[0], w[1]);
+        }
+        assert!(AwaitingMerge.allowed(Rejected), "closed without merge is a rejection");
+        assert!(!AwaitingMerge.allowed(Verifying), "nothing to verify before the roll-out");
+        assert!(!AwaitingMerge.allowed(Succeeded));
+        assert!(AwaitingMerge.is_in_flight() && RollingOut.is_in_flight());
     }
 }

@@ -23,6 +23,55 @@ pub struct Policy {
     pub max_memory: String,
     /// Upper bound for replicas the operator may set.
     pub max_replicas: i32,
+    /// Where pull requests may go and how big they may be.
+    pub pull_requests: PullRequestPolicy,
+}
+
+/// Bounds for PullRequest actions. Empty lists allow nothing: a repository must be named.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullRequestPolicy {
+    /// Repositories (`owner/name`, compared case-insensitively as GitHub does).
+    pub repositories: BTreeSet<String>,
+    /// Path prefixes inside those repositories, e.g. `apps/`.
+    pub path_prefixes: Vec<String>,
+    pub max_files: usize,
+    /// Upper bound for the text of all changes together (search + replace), bytes.
+    pub max_bytes: usize,
+}
+
+impl Default for PullRequestPolicy {
+    fn default() -> Self {
+        Self { repositories: BTreeSet::new(), path_prefixes: Vec::new(), max_files: 5, max_bytes: 64 * 1024 }
+    }
+}
+
+impl PullRequestPolicy {
+    /// Why the action is outside these bounds, or `None` when it is inside.
+    fn refusal(&self, action: &ProposedAction) -> Option<(&'static str, String)> {
+        let repo = action.repository.as_deref().unwrap_or_default();
+        if !self.repositories.iter().any(|r| r.eq_ignore_ascii_case(repo)) {
+            return Some(("RepositoryNotAllowed", format!("repository {repo} is not in the policy's allowed repositories")));
+        }
+        if action.files.len() > self.max_files {
+            return Some(("OutOfBounds", format!("{} files exceed the policy bound {}", action.files.len(), self.max_files)));
+        }
+        let bytes: usize = action.files.iter().map(|f| f.replace.len() + f.search.as_deref().map_or(0, str::len)).sum();
+        if bytes > self.max_bytes {
+            return Some(("OutOfBounds", format!("{bytes} bytes of changes exceed the policy bound {}", self.max_bytes)));
+        }
+        for f in &action.files {
+            // Paths are compared as written: no normalisation, so `apps/../secrets` cannot pass.
+            let escapes =
+                f.path.starts_with('/') || f.path.contains('\\') || f.path.split('/').any(|c| c == ".." || c == "." || c.is_empty());
+            if escapes {
+                return Some(("PathNotAllowed", format!("path {:?} is not a plain relative path", f.path)));
+            }
+            if !self.path_prefixes.iter().any(|p| !p.is_empty() && f.path.starts_with(p.as_str())) {
+                return Some(("PathNotAllowed", format!("path {} is outside the policy's allowed paths", f.path)));
+            }
+        }
+        None
+    }
 }
 
 impl Default for Policy {
@@ -45,6 +94,7 @@ impl Default for Policy {
             dry_run: false,
             max_memory: "2Gi".into(),
             max_replicas: 10,
+            pull_requests: PullRequestPolicy::default(),
         }
     }
 }
@@ -80,11 +130,12 @@ fn refuse(reason: &'static str, message: String) -> Verdict {
 
 impl Policy {
     pub fn evaluate(&self, action: &ProposedAction, ctx: &PolicyContext) -> Verdict {
-        if let Err(e) = action.validate() {
-            return refuse("InvalidAction", e);
-        }
+        // The kind first: a kind the policy does not allow is refused as such, however it is filled in.
         if !self.allowed_kinds.contains(&action.kind) {
             return refuse("ActionKindNotAllowed", format!("action kind {} is not in the policy's allowed kinds", action.kind));
+        }
+        if let Err(e) = action.validate() {
+            return refuse("InvalidAction", e);
         }
         if !self.allowed_namespaces.contains("*") && !self.allowed_namespaces.contains(&ctx.namespace) {
             return refuse("NamespaceNotAllowed", format!("namespace {} is not in the policy's allowed namespaces", ctx.namespace));
@@ -108,6 +159,11 @@ impl Policy {
                 }
                 (None, _) => return refuse("InvalidAction", format!("memory limit {m} is not a quantity")),
             }
+        }
+        if action.kind == ActionKind::PullRequest
+            && let Some((reason, message)) = self.pull_requests.refusal(action)
+        {
+            return refuse(reason, message);
         }
         if ctx.other_in_flight_for_target {
             return refuse("TargetBusy", format!("another remediation for {} is in flight", action.target()));
@@ -196,6 +252,74 @@ mod tests {
         assert_eq!(reason(Policy::default().evaluate(&a, &ctx())), "OutOfBounds");
         a.memory_limit = Some("lots".into());
         assert_eq!(reason(Policy::default().evaluate(&a, &ctx())), "InvalidAction");
+    }
+
+    fn pull_request(path: &str) -> ProposedAction {
+        let mut a = ProposedAction::new(ActionKind::PullRequest, "oms");
+        a.repository = Some("acme/gitops".into());
+        a.files = vec![crate::domain::action::FileChange {
+            path: path.into(),
+            search: Some("memory: 256Mi".into()),
+            replace: "memory: 512Mi".into(),
+        }];
+        a
+    }
+
+    fn pr_policy() -> Policy {
+        let mut p = Policy::default();
+        p.allowed_kinds.insert(ActionKind::PullRequest);
+        p.pull_requests.repositories.insert("acme/gitops".into());
+        p.pull_requests.path_prefixes = vec!["apps/".into(), "charts/".into()];
+        p
+    }
+
+    #[test]
+    fn pull_request_inside_the_bounds_is_auto_approved_because_the_merge_is_the_gate() {
+        let v = pr_policy().evaluate(&pull_request("apps/oms/values.yaml"), &ctx());
+        assert_eq!(v, Verdict::Allowed { auto_approve: true, dry_run: false, risk: Risk::Low });
+        assert_eq!(reason(Policy::default().evaluate(&pull_request("apps/oms/values.yaml"), &ctx())), "ActionKindNotAllowed");
+    }
+
+    #[test]
+    fn pull_request_repositories_and_paths_are_enforced() {
+        let p = pr_policy();
+        let mut a = pull_request("apps/oms/values.yaml");
+        a.repository = Some("acme/payments".into());
+        assert_eq!(reason(p.evaluate(&a, &ctx())), "RepositoryNotAllowed");
+        for bad in ["infra/iam.tf", "apps/../infra/iam.tf", "/apps/oms.yaml", "apps//oms.yaml", "apps/./x", "apps\\..\\x", "applications/x"]
+        {
+            assert_eq!(reason(p.evaluate(&pull_request(bad), &ctx())), "PathNotAllowed", "{bad}");
+        }
+        let none = Policy { pull_requests: PullRequestPolicy::default(), ..pr_policy() };
+        assert_eq!(reason(none.evaluate(&pull_request("apps/oms/values.yaml"), &ctx())), "RepositoryNotAllowed");
+    }
+
+    #[test]
+    fn pull_request_size_file_count_and_shape_are_bounded() {
+        let p = pr_policy();
+        let mut a = pull_request("apps/a.yaml");
+        a.files = (0..6).map(|i| pull_request(&format!("apps/{i}.yaml")).files.remove(0)).collect();
+        assert_eq!(reason(p.evaluate(&a, &ctx())), "OutOfBounds");
+        let mut a = pull_request("apps/a.yaml");
+        a.files[0].replace = "x".repeat(70 * 1024);
+        assert_eq!(reason(p.evaluate(&a, &ctx())), "OutOfBounds");
+        let mut a = pull_request("apps/a.yaml");
+        a.files.clear();
+        assert_eq!(reason(p.evaluate(&a, &ctx())), "InvalidAction");
+        let mut a = pull_request("apps/a.yaml");
+        a.repository = Some("not-a-repo".into());
+        assert_eq!(reason(p.evaluate(&a, &ctx())), "InvalidAction");
+    }
+
+    #[test]
+    fn pull_request_keeps_the_usual_rules() {
+        let p = pr_policy();
+        let mut c = ctx();
+        c.other_in_flight_for_target = true;
+        assert_eq!(reason(p.evaluate(&pull_request("apps/a.yaml"), &c)), "TargetBusy");
+        let mut c = ctx();
+        c.started_last_hour = 10;
+        assert_eq!(reason(p.evaluate(&pull_request("apps/a.yaml"), &c)), "RateLimited");
     }
 
     #[test]

@@ -245,6 +245,7 @@ mod tests {
                     reason: Some("5xx > 5%".into()),
                     alert_name: None,
                     fingerprint: None,
+                    metric: None,
                 },
                 target: WorkloadRef { kind: "Deployment".into(), name: "oms".into() },
                 signal: None,

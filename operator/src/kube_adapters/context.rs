@@ -6,6 +6,7 @@ use kube::Client;
 use kube::runtime::events::Recorder;
 
 use super::config_history::ConfigHistory;
+use super::github::GithubClient;
 use crate::config::RunArgs;
 use crate::domain::cloud_evidence::CloudEvidenceSource;
 use crate::domain::diagnoser::Diagnoser;
@@ -26,4 +27,6 @@ pub struct Context {
     pub post_mortem_store: Option<Arc<dyn PostMortemStore>>,
     /// Evidence from AWS (logs, alarm metric, traces); `None` when not configured.
     pub cloud_evidence: Option<Arc<dyn CloudEvidenceSource>>,
+    /// GitHub for PullRequest actions; `None` when not configured (they are then refused).
+    pub github: Option<Arc<GithubClient>>,
 }

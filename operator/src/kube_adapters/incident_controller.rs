@@ -351,11 +351,15 @@ async fn follow_remediation(inc: &Incident, ns: &str, st: &mut IncidentStatus, c
             }
         }
         RemediationPhase::Rejected => {
-            let feedback = rem.spec.approval.as_ref().and_then(|a| a.feedback.clone()).unwrap_or_default();
+            // A person's rejection in spec, or a reviewer's words on a closed pull request.
+            let feedback = rem.spec.approval.as_ref().and_then(|a| a.feedback.clone()).or_else(|| rs.feedback.clone()).unwrap_or_default();
             if !feedback.is_empty() && !st.feedback.contains(&feedback) {
                 st.feedback.push(feedback.clone());
             }
             step(IncidentPhase::Investigating, "Rejected", format!("{name} rejected: {feedback}; re-diagnosing"))
+        }
+        RemediationPhase::Failed if ready_reason(&rs) == Some(super::pull_request_steps::ROLLOUT_TIMED_OUT) => {
+            step(IncidentPhase::Escalated, "RolloutTimedOut", format!("{name}: {last_message}"))
         }
         RemediationPhase::Failed if st.attempts >= ctx.settings.max_attempts => {
             step(IncidentPhase::Escalated, "AttemptsExhausted", format!("{name} failed and was undone: {last_message}"))
@@ -373,6 +377,10 @@ async fn follow_remediation(inc: &Incident, ns: &str, st: &mut IncidentStatus, c
     };
     tracing::debug!(incident = %inc.name_any(), remediation = %name, phase = rs.phase.as_str(), "following remediation");
     Ok(Some(s))
+}
+
+fn ready_reason(rs: &RemediationStatus) -> Option<&str> {
+    rs.conditions.iter().find(|c| c.type_ == "Ready").map(|c| c.reason.as_str())
 }
 
 /// Annotation a person sets to score the outcome (1-5), copied into the post-mortem.

@@ -7,11 +7,14 @@ pub mod config_history;
 pub mod context;
 pub mod events;
 pub mod evidence;
+pub mod github;
+pub mod github_settings;
 pub mod health;
 pub mod incident_controller;
 pub mod leader;
 pub mod policy_context;
 pub mod post_mortem_s3;
+pub mod pull_request_steps;
 pub mod remediation_controller;
 pub mod status;
 

@@ -16,7 +16,7 @@ use kube::{Api, Resource, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
 use super::context::Context;
-use super::{actions, events, health, now_rfc3339, parse_time, policy_context, status};
+use super::{actions, events, health, now_rfc3339, parse_time, policy_context, pull_request_steps, status};
 use crate::crd::*;
 use crate::domain::policy::Verdict;
 use crate::domain::verify::{VerifyOutcome, verify};
@@ -30,21 +30,25 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("illegal phase transition {0:?} -> {1:?}")]
     IllegalTransition(RemediationPhase, RemediationPhase),
+    /// Transient only (5xx, rate limit, unreachable): retried by requeue. Permanent GitHub
+    /// failures end the Remediation instead.
+    #[error(transparent)]
+    Github(#[from] super::github::GithubError),
 }
 
-struct Step {
-    to: RemediationPhase,
-    condition: Option<Condition>,
-    reason: &'static str,
-    message: String,
-    warning: bool,
+pub(super) struct Step {
+    pub to: RemediationPhase,
+    pub condition: Option<Condition>,
+    pub reason: &'static str,
+    pub message: String,
+    pub warning: bool,
 }
 
-fn step(to: RemediationPhase, reason: &'static str, message: impl Into<String>) -> Step {
+pub(super) fn step(to: RemediationPhase, reason: &'static str, message: impl Into<String>) -> Step {
     Step { to, condition: None, reason, message: message.into(), warning: false }
 }
 
-fn cond(type_: &str, ok: bool, reason: &str, message: &str) -> Option<Condition> {
+pub(super) fn cond(type_: &str, ok: bool, reason: &str, message: &str) -> Option<Condition> {
     let s = if ok { ConditionStatus::True } else { ConditionStatus::False };
     Some(Condition::new(type_, s, reason, message, &now_rfc3339()))
 }
@@ -72,18 +76,24 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Remediation>>, ctx: Arc<Conte
     let ns = rem.namespace().unwrap_or_else(|| "default".into());
     let mut st = rem.status.clone().unwrap_or_default();
     let poll = ctx.settings.verify_poll();
+    let is_pr = rem.spec.action.kind == ActionKind::PullRequest;
     let next = match st.phase {
         RemediationPhase::Pending => Some(evaluate(rem, &ns, &ctx).await?),
         RemediationPhase::AwaitingApproval => approval(rem),
         RemediationPhase::Approved => Some(prepare(rem, &ns, &mut st, &ctx).await?),
+        RemediationPhase::Applying if is_pr => Some(pull_request_steps::open(rem, &ns, &mut st, &ctx).await?),
         RemediationPhase::Applying => Some(apply(rem, &ns, &mut st, &ctx).await?),
+        RemediationPhase::AwaitingMerge => pull_request_steps::await_merge(rem, &mut st, &ctx).await?,
+        RemediationPhase::RollingOut => pull_request_steps::roll_out(rem, &ns, &mut st, &ctx).await?,
         RemediationPhase::Verifying => check(rem, &ns, &mut st, &ctx).await?,
+        RemediationPhase::RollingBack if is_pr => Some(pull_request_steps::revert(rem, &ns, &mut st, &ctx).await?),
         RemediationPhase::RollingBack => Some(roll_back(&ns, &st, &ctx).await?),
         _ => None,
     };
     let Some(next) = next else {
         return Ok(match st.phase {
-            RemediationPhase::Verifying => Action::requeue(poll),
+            RemediationPhase::AwaitingMerge => Action::requeue(ctx.settings.github.poll()),
+            RemediationPhase::Verifying | RemediationPhase::RollingOut => Action::requeue(poll),
             p if p.is_terminal() => Action::await_change(),
             _ => Action::requeue(Duration::from_secs(30)),
         });
@@ -103,7 +113,8 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Remediation>>, ctx: Arc<Conte
     tracing::info!(remediation = %rem.name_any(), to = next.to.as_str(), "remediation transition");
     events::publish(&ctx.recorder, &rem.object_ref(&()), next.warning, next.reason, next.to.as_str(), next.message).await;
     Ok(match next.to {
-        RemediationPhase::Verifying => Action::requeue(poll),
+        RemediationPhase::AwaitingMerge => Action::requeue(ctx.settings.github.poll()),
+        RemediationPhase::Verifying | RemediationPhase::RollingOut => Action::requeue(poll),
         p if p.is_terminal() => Action::await_change(),
         _ => Action::requeue(Duration::from_millis(200)),
     })
@@ -123,6 +134,9 @@ async fn evaluate(rem: &Remediation, ns: &str, ctx: &Context) -> Result<Step, Er
                 message: msg,
                 warning: true,
             }
+        }
+        Verdict::Allowed { .. } if pull_request_steps::refuse_without_github(action, ctx).is_some() => {
+            pull_request_steps::refuse_without_github(action, ctx).unwrap_or_else(|| step(RemediationPhase::Refused, "PolicyRefused", ""))
         }
         Verdict::Allowed { auto_approve, .. } => {
             let human = rem.spec.approval.as_ref().filter(|a| a.by.as_deref() != Some(AUTO_APPROVER));
@@ -173,7 +187,7 @@ fn approval(rem: &Remediation) -> Option<Step> {
     }
 }
 
-async fn workload_of(rem: &Remediation, ns: &str, ctx: &Context) -> Result<(String, bool), kube::Error> {
+pub(super) async fn workload_of(rem: &Remediation, ns: &str, ctx: &Context) -> Result<(String, bool), kube::Error> {
     let inc = Api::<Incident>::namespaced(ctx.client.clone(), ns).get_opt(&rem.spec.incident_ref).await?;
     let target = inc.as_ref().map(|i| i.spec.target.name.clone()).unwrap_or_else(|| rem.spec.action.target_name.clone());
     let ok = inc.and_then(|i| i.spec.signal).is_some_and(|s| s == SignalState::Ok);
@@ -193,6 +207,9 @@ async fn prepare(rem: &Remediation, ns: &str, st: &mut RemediationStatus, ctx: &
             message: msg,
             warning: true,
         });
+    }
+    if action.kind == ActionKind::PullRequest {
+        return pull_request_steps::prepare(rem, ns, st, ctx).await;
     }
     if ctx.policy.dry_run {
         return Ok(match actions::apply(&ctx.client, ns, action, &rem.name_any(), true).await {
@@ -335,7 +352,11 @@ async fn roll_back(ns: &str, st: &RemediationStatus, ctx: &Context) -> Result<St
 pub fn error_policy(_obj: Arc<DeserializeGuard<Remediation>>, err: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.failures.with_label_values(&[CONTROLLER]).inc();
     tracing::warn!(error = %err, "remediation reconcile failed");
-    Action::requeue(Duration::from_secs(2))
+    match err {
+        // GitHub is down or rate limiting: back off longer than for a conflict with the API server.
+        Error::Github(_) => Action::requeue(ctx.settings.github.retry()),
+        _ => Action::requeue(Duration::from_secs(2)),
+    }
 }
 
 pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
