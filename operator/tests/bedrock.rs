@@ -2,75 +2,17 @@
 //! Bedrock's documented JSON wire format), reached through the SDK's endpoint override.
 //! Outcomes are asserted, never timings.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+mod support;
+
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use operator::domain::action::ActionKind;
 use operator::domain::diagnoser::{Diagnoser, DiagnosisInput, RULES_MODEL, RootCause};
 use operator::domain::evidence::{Evidence, LogTail};
 use operator::domain::policy::{PolicyContext, Verdict};
 use operator::kube_adapters::bedrock::{BedrockDiagnoser, BedrockSettings, client};
 use serde_json::{Value, json};
-
-const MODEL: &str = "anthropic.claude-test-v1:0";
-
-#[derive(Clone)]
-enum Reply {
-    Tool(Value),
-    Text(&'static str),
-    Error(u16, &'static str),
-    Hang,
-}
-
-#[derive(Clone, Default)]
-struct Stand {
-    replies: Arc<Mutex<VecDeque<Reply>>>,
-    requests: Arc<Mutex<Vec<Value>>>,
-}
-
-async fn converse(State(s): State<Stand>, Path(model): Path<String>, body: String) -> Response {
-    let req: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    s.requests.lock().expect("lock").push(json!({"model": model, "body": req}));
-    let reply = s.replies.lock().expect("lock").pop_front().unwrap_or(Reply::Error(500, "InternalServerException"));
-    let usage = json!({"inputTokens": 1200, "outputTokens": 300, "totalTokens": 1500});
-    match reply {
-        Reply::Tool(input) => axum::Json(json!({
-            "output": {"message": {"role": "assistant", "content": [{"toolUse": {"toolUseId": "tu-1", "name": "report_diagnosis", "input": input}}]}},
-            "stopReason": "tool_use", "usage": usage, "metrics": {"latencyMs": 5}
-        }))
-        .into_response(),
-        Reply::Text(t) => axum::Json(json!({
-            "output": {"message": {"role": "assistant", "content": [{"text": t}]}},
-            "stopReason": "end_turn", "usage": usage, "metrics": {"latencyMs": 5}
-        }))
-        .into_response(),
-        Reply::Error(code, kind) => (
-            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            [("x-amzn-errortype", kind), ("content-type", "application/json")],
-            json!({"message": format!("{kind} from the test stand-in")}).to_string(),
-        )
-            .into_response(),
-        Reply::Hang => {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
-}
-
-async fn stand_in(replies: Vec<Reply>) -> (Stand, String) {
-    let s = Stand { replies: Arc::new(Mutex::new(replies.into())), ..Default::default() };
-    let app = Router::new().route("/model/{model}/converse", post(converse)).with_state(s.clone());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", l.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(l, app).await.ok() });
-    (s, url)
-}
+use support::bedrock_stand_in::{MODEL, Reply, stand_in};
 
 fn diagnoser(url: &str, timeout: Duration) -> BedrockDiagnoser {
     let base = aws_sdk_bedrockruntime::Config::builder()

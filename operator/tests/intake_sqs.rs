@@ -6,9 +6,7 @@
 mod support;
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_sdk_sns::Client as SnsClient;
 use aws_sdk_sqs::Client as SqsClient;
 use aws_sdk_sqs::types::QueueAttributeName;
 use kube::api::ListParams;
@@ -19,92 +17,14 @@ use operator::intake::sqs::{REJECT_REASON_ATTRIBUTE, SqsIntake};
 use operator::intake::workload::WorkloadResolver;
 use operator::metrics::Metrics;
 use serde_json::{Value, json};
+use support::alarm_queue::*;
 use support::*;
 use tokio_util::sync::CancellationToken;
-
-async fn aws() -> aws_config::SdkConfig {
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok(),
-        "AWS_ENDPOINT_URL is unset: the SQS intake tests need the moto server; run tests/run.sh (or `source tests/moto.sh && start_moto`)"
-    );
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
-}
 
 /// The operator's own identity on the fake API server (so RBAC can be checked).
 async fn operator_client(env: &Env) -> Client {
     let kc = kube::config::Kubeconfig::from_yaml(&env.fake.kubeconfig_yaml_as(NS, "salve-operator")).expect("kubeconfig");
     Client::try_from(Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("config")).expect("client")
-}
-
-fn unique(prefix: &str) -> String {
-    let n = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
-    format!("{prefix}-{n}")
-}
-
-struct Queues {
-    sqs: SqsClient,
-    sns: SnsClient,
-    topic_arn: String,
-    url: String,
-    dlq_url: String,
-}
-
-/// A topic, a queue subscribed to it (raw message delivery on or off) and a dead-letter queue.
-async fn queues(raw_delivery: bool) -> Queues {
-    let cfg = aws().await;
-    let (sqs, sns) = (SqsClient::new(&cfg), SnsClient::new(&cfg));
-    let name = unique("alarms");
-    let url = sqs
-        .create_queue()
-        .queue_name(&name)
-        .attributes(QueueAttributeName::VisibilityTimeout, "1")
-        .send()
-        .await
-        .expect("create queue")
-        .queue_url
-        .expect("url");
-    let dlq_url = sqs.create_queue().queue_name(format!("{name}-dlq")).send().await.expect("create dlq").queue_url.expect("url");
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("queue arn")
-        .attributes
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .expect("arn");
-    let topic_arn = sns.create_topic().name(format!("{name}-topic")).send().await.expect("topic").topic_arn.expect("topic arn");
-    sns.subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("sqs")
-        .endpoint(arn)
-        .attributes("RawMessageDelivery", if raw_delivery { "true" } else { "false" })
-        .send()
-        .await
-        .expect("subscribe");
-    Queues { sqs, sns, topic_arn, url, dlq_url }
-}
-
-/// The alarm JSON CloudWatch publishes to SNS (shape from the AWS documentation).
-fn alarm(name: &str, state: &str, time: &str, dimensions: Value) -> String {
-    json!({
-        "AlarmName": name,
-        "AlarmDescription": format!("{name} fired"),
-        "AWSAccountId": "123456789012",
-        "AlarmConfigurationUpdatedTimestamp": "2026-11-21T10:00:00.000+0000",
-        "NewStateValue": state,
-        "NewStateReason": "Threshold Crossed: 1 datapoint [12.0 (21/11/26 19:55:00)] was greater than the threshold (5.0).",
-        "StateChangeTime": time,
-        "Region": "EU (Ireland)",
-        "AlarmArn": format!("arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{name}"),
-        "OldStateValue": if state == "ALARM" { "OK" } else { "ALARM" },
-        "OKActions": [], "AlarmActions": ["arn:aws:sns:eu-west-1:123456789012:salve"], "InsufficientDataActions": [],
-        "Trigger": {"MetricName": "HTTPCode_Target_5XX_Count", "Namespace": "AWS/ApplicationELB", "StatisticType": "Statistic",
-            "Statistic": "SUM", "Unit": null, "Dimensions": dimensions, "Period": 60, "EvaluationPeriods": 1,
-            "ComparisonOperator": "GreaterThanThreshold", "Threshold": 5.0, "TreatMissingData": "missing", "EvaluateLowSampleCountPercentile": ""}
-    })
-    .to_string()
 }
 
 fn eventbridge_event(name: &str, state: &str, time: &str) -> String {
@@ -120,10 +40,6 @@ fn eventbridge_event(name: &str, state: &str, time: &str) -> String {
             "state": {"reason": "CPU high", "timestamp": time, "value": state}}
     })
     .to_string()
-}
-
-async fn publish(q: &Queues, message: &str) {
-    q.sns.publish().topic_arn(&q.topic_arn).message(message).send().await.expect("publish");
 }
 
 /// The body of the next message, left on the queue (visibility timeout 0): what SNS delivered.

@@ -5,7 +5,6 @@
 mod support;
 
 use fake_github::FakeGithub;
-use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use operator::config::RunArgs;
@@ -63,17 +62,6 @@ async fn setup(env: &Env) {
             "verification": {"windowSeconds": 30}}}))
     .expect("remediation");
     Api::<Remediation>::namespaced(env.client.clone(), NS).create(&PostParams::default(), &rem).await.expect("create remediation");
-}
-
-/// What Argo CD / Flux plus the Deployment controller and kubelet do after the merge.
-async fn gitops_rolls_out(env: &Env) {
-    let d = Api::<Deployment>::namespaced(env.client.clone(), NS);
-    let p = json!({"spec": {"template": {"spec": {"containers": [{"name": APP, "resources": {"limits": {"memory": "512Mi"}}}]}}}});
-    d.patch(APP, &PatchParams::default(), &Patch::Strategic(&p)).await.expect("gitops sync");
-    kubelet(env, 2, PodState::Healthy).await;
-    let generation = deployment(env).await.metadata.generation.expect("generation");
-    let st = json!({"status": {"observedGeneration": generation, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2}});
-    d.patch_status(APP, &PatchParams::default(), &Patch::Merge(&st)).await.expect("rollout status");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -116,7 +116,12 @@ impl PostMortem {
             incident_namespace: incident.metadata.namespace.clone().unwrap_or_default(),
             service: incident.spec.service.clone(),
             severity: incident.spec.severity,
-            source: incident.spec.source.clone(),
+            // The alarm reason is free text from outside (it may quote a key or a token); the
+            // record leaves the cluster (S3), so it gets the same redaction as evidence.
+            source: IncidentSource {
+                reason: incident.spec.source.reason.as_deref().map(super::redact::redact_line),
+                ..incident.spec.source.clone()
+            },
             outcome: status.phase,
             created_at: incident.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()),
             closed_at,

@@ -20,6 +20,9 @@ use operator::crd::{Incident, Remediation};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+pub mod alarm_queue;
+pub mod bedrock_stand_in;
+
 pub const NS: &str = "shop";
 pub const APP: &str = "oms";
 pub const CM: &str = "oms-config";
@@ -375,4 +378,15 @@ pub async fn roll_out_bad_image(env: &Env) {
 
 pub async fn image(env: &Env) -> String {
     deployment(env).await.spec.template.spec.and_then(|s| s.containers[0].image.clone()).unwrap_or_default()
+}
+
+/// What Argo CD / Flux plus the Deployment controller and kubelet do after the merge.
+pub async fn gitops_rolls_out(env: &Env) {
+    let d = Api::<Deployment>::namespaced(env.client.clone(), NS);
+    let p = json!({"spec": {"template": {"spec": {"containers": [{"name": APP, "resources": {"limits": {"memory": "512Mi"}}}]}}}});
+    d.patch(APP, &PatchParams::default(), &Patch::Strategic(&p)).await.expect("gitops sync");
+    kubelet(env, 2, PodState::Healthy).await;
+    let generation = deployment(env).await.metadata.generation.expect("generation");
+    let st = json!({"status": {"observedGeneration": generation, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2}});
+    d.patch_status(APP, &PatchParams::default(), &Patch::Merge(&st)).await.expect("rollout status");
 }
