@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{ConfigError, RunArgs};
 use crate::domain::cloud_evidence::CloudEvidenceSource;
 use crate::domain::diagnoser::{Diagnoser, RuleBasedDiagnoser};
+use crate::domain::post_mortem_store::PostMortemStore;
 use crate::kube_adapters::config_history::ConfigHistory;
 use crate::kube_adapters::context::Context;
 use crate::kube_adapters::leader::LeaderElector;
@@ -92,16 +93,30 @@ pub async fn cloud_evidence(args: &RunArgs) -> Option<Arc<dyn CloudEvidenceSourc
     Some(Arc::new(crate::aws_adapters::cloud_evidence::AwsCloudEvidence::from_sdk_config(&sdk, settings)))
 }
 
-pub fn context_with(client: Client, args: &RunArgs, metrics: Metrics, diagnoser: Arc<dyn Diagnoser>) -> Result<Arc<Context>, RunError> {
-    context_with_sources(client, args, metrics, diagnoser, None)
+/// Outside systems the operator can use, each optional and built from configuration.
+#[derive(Default)]
+pub struct Integrations {
+    pub cloud_evidence: Option<Arc<dyn CloudEvidenceSource>>,
+    pub post_mortem_store: Option<Arc<dyn PostMortemStore>>,
 }
 
-pub fn context_with_sources(
+impl Integrations {
+    pub async fn from_config(args: &RunArgs) -> Self {
+        let post_mortem_store = args.post_mortem_archive.store().await.map(|s| Arc::new(s) as Arc<dyn PostMortemStore>);
+        Self { cloud_evidence: cloud_evidence(args).await, post_mortem_store }
+    }
+}
+
+pub fn context_with(client: Client, args: &RunArgs, metrics: Metrics, diagnoser: Arc<dyn Diagnoser>) -> Result<Arc<Context>, RunError> {
+    context_with_integrations(client, args, metrics, diagnoser, Integrations::default())
+}
+
+pub fn context_with_integrations(
     client: Client,
     args: &RunArgs,
     metrics: Metrics,
     diagnoser: Arc<dyn Diagnoser>,
-    cloud_evidence: Option<Arc<dyn CloudEvidenceSource>>,
+    integrations: Integrations,
 ) -> Result<Arc<Context>, RunError> {
     let reporter = Reporter { controller: "salve-operator".into(), instance: Some(args.identity.clone()) };
     Ok(Arc::new(Context {
@@ -112,8 +127,8 @@ pub fn context_with_sources(
         metrics,
         history: ConfigHistory::default(),
         settings: args.clone(),
-        post_mortem_store: None,
-        cloud_evidence,
+        post_mortem_store: integrations.post_mortem_store,
+        cloud_evidence: integrations.cloud_evidence,
         github: args.github.client()?,
     }))
 }
@@ -138,11 +153,8 @@ pub async fn run_with_readiness(
     ready: Arc<AtomicBool>,
 ) -> Result<(), RunError> {
     let metrics = Metrics::new()?;
-    let mut ctx = context_with_sources(client.clone(), &args, metrics.clone(), diagnoser(&args).await, cloud_evidence(&args).await)?;
-    // The S3 client needs the (async) AWS config load; the context is not shared yet.
-    if let (Some(store), Some(c)) = (args.post_mortem_archive.store().await, Arc::get_mut(&mut ctx)) {
-        c.post_mortem_store = Some(Arc::new(store));
-    }
+    let integrations = Integrations::from_config(&args).await;
+    let ctx = context_with_integrations(client.clone(), &args, metrics.clone(), diagnoser(&args).await, integrations)?;
     // Intake runs on every replica (idempotent writes), not only on the leader.
     let intake_routes = crate::intake::start(client.clone(), &args.intake, metrics.clone(), shutdown.clone()).await?;
     if let Some(listener) = listener {
