@@ -17,6 +17,7 @@ use operator::crd::{ActionKind, ConditionStatus, Incident};
 use operator::domain::replay::{parse_post_mortem, replay_offline};
 use operator::kube_adapters::post_mortem_s3::RetentionMode;
 use serde_json::{Value, json};
+use support::bedrock_stand_in::{MODEL, Reply, stand_in};
 use support::*;
 
 fn require_moto() {
@@ -224,35 +225,15 @@ async fn evs_contain(env: &Env, reason: &str) -> bool {
     events(env).await.iter().any(|e| e.reason.as_deref() == Some(reason))
 }
 
-/// A local TEST STAND-IN for Bedrock Converse (its documented JSON), answering with the given
-/// tool inputs in turn, each with 1200 input and 300 output tokens.
-async fn bedrock_stand_in(answers: Vec<Value>) -> String {
-    use axum::extract::State;
-    use std::sync::{Arc, Mutex};
-    let answers = Arc::new(Mutex::new(std::collections::VecDeque::from(answers)));
-    let converse = |State(a): State<Arc<Mutex<std::collections::VecDeque<Value>>>>| async move {
-        let input = a.lock().map(|mut q| q.pop_front()).ok().flatten().unwrap_or(Value::Null);
-        axum::Json(json!({
-            "output": {"message": {"role": "assistant", "content": [{"toolUse": {"toolUseId": "tu-1", "name": "report_diagnosis", "input": input}}]}},
-            "stopReason": "tool_use", "usage": {"inputTokens": 1200, "outputTokens": 300, "totalTokens": 1500}, "metrics": {"latencyMs": 5}
-        }))
-    };
-    let app = axum::Router::new().route("/model/{model}/converse", axum::routing::post(converse)).with_state(answers);
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", l.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(l, app).await.ok() });
-    url
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn model_use_is_summed_over_attempts_in_status_and_post_mortem() {
     // The Bedrock client takes region and credentials from the AWS chain: tests/moto.sh sets them.
     require_moto();
-    let url = bedrock_stand_in(vec![
-        json!({"root_cause_category": "Resource_Limit", "summary": "OOMKilled at 256Mi", "confidence": 0.8,
-            "proposed_action": {"kind": "SetDeploymentResources", "targetName": "oms", "container": "oms", "memoryLimit": "512Mi"}}),
-        json!({"root_cause_category": "Resource_Limit", "summary": "scale out instead", "confidence": 0.7,
-            "proposed_action": {"kind": "Scale", "targetName": "oms", "replicas": 3}}),
+    let (_, url) = stand_in(vec![
+        Reply::Tool(json!({"root_cause_category": "Resource_Limit", "summary": "OOMKilled at 256Mi", "confidence": 0.8,
+            "proposed_action": {"kind": "SetDeploymentResources", "targetName": "oms", "container": "oms", "memoryLimit": "512Mi"}})),
+        Reply::Tool(json!({"root_cause_category": "Resource_Limit", "summary": "scale out instead", "confidence": 0.7,
+            "proposed_action": {"kind": "Scale", "targetName": "oms", "replicas": 3}})),
     ])
     .await;
     let env = env().await;
@@ -261,7 +242,7 @@ async fn model_use_is_summed_over_attempts_in_status_and_post_mortem() {
     kubelet(&env, 2, PodState::OomKilled).await;
     let mut a = args("replica-a");
     a.max_auto_approve_risk = "None".into();
-    a.bedrock_model_id = Some("anthropic.claude-test-v1:0".into());
+    a.bedrock_model_id = Some(MODEL.into());
     a.bedrock_endpoint_url = Some(url);
     let op = start_operator(&env, a).await;
     create_incident(&env, "oms-oom", "memory pressure").await;
@@ -280,7 +261,7 @@ async fn model_use_is_summed_over_attempts_in_status_and_post_mortem() {
     assert_eq!(pm["llm_usage"]["calls"], 2);
     assert_eq!(pm["llm_usage"]["inputTokens"], 2400);
     let recorded = &pm["simulation_context"]["recorded_diagnosis"];
-    assert_eq!(recorded["model"], "anthropic.claude-test-v1:0");
+    assert_eq!(recorded["model"], MODEL);
     assert_eq!(recorded["inputTokens"], 1200);
     assert!(recorded["promptHash"].as_str().is_some_and(|h| h.starts_with("sha256:")));
     assert_eq!(pm["simulation_context"]["feedback"], json!(["memory budget is fixed"]));
