@@ -22,12 +22,25 @@
 #     ports, ServiceAccounts, ConfigMap and Secret references resolve
 #   - each shop service reads its settings file from a mounted (not subPath) ConfigMap whose
 #     TOML parses and uses only known keys
-#   - RBAC: no wildcards, no Secrets, and exactly the (group, resource, verb) grants of
-#     operator/examples/rbac.yaml (which the operator's tests verify against its requests)
+#   - RBAC: no wildcards, no Secrets, no escalate/bind/impersonate, bindings resolve
 #   - the mode's environment (store/bus/region, IRSA annotations, operator replicas)
 #   - values that cannot work (":latest", dynamodb without sqs, 2 embedded replicas, AWS
-#     without region, misspelled keys or unknown enums via values.schema.json) fail the render
-#     with a clear message
+#     without region, misspelled keys or unknown enums via values.schema.json, a malformed image
+#     digest or namespace, "*" next to other namespaces) fail the render with a clear message
+# and, across several renders (tests/helm_packaging.py, see its docstring):
+#   - api-keys: the same values render byte-identical Deployments (no restart on every GitOps
+#     sync); the generated Secret is kept; existingSecret / value behave
+#   - rbac: a Role + RoleBinding in exactly each allowed namespace, cluster-wide only reads
+#     (writes only with allowedNamespaces ["*"]), the Lease only in the release namespace, a
+#     comment on every rule, and the default render = operator/examples/rbac.yaml (which the
+#     operator's tests verify against its requests), grant for grant and place for place
+#   - images: the same image keys for operator/oms/ims, digest -> repo@sha256:..., the examples
+#     use the chart's default images
+#   - notes: every command NOTES.txt prints runs with only the chart (recording kubectl)
+#   - examples: operator/examples/README.md works literally on a fresh cluster
+# and for the repository: no file refers to the sibling shared/ directory (the repository is
+# self-contained; docs/ holds the design and the contracts) and
+# the relative links of README.md and docs/*.md resolve inside the repository.
 # Exits non-zero with a message on the first failing step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -114,11 +127,11 @@ for name in default aws kind; do
       cat "$out/validate-$name-$k8s.log" >&2; die "kubernetes-validate ($name values, $k8s) warned about something other than the ServiceMonitor CRD"
     fi
   done
-  "$py" - "$name" "$out/$name.yaml" operator/examples/rbac.yaml <<'PY' || die "rendered manifests ($name values) failed the checks above"
+  "$py" - "$name" "$out/$name.yaml" <<'PY' || die "rendered manifests ($name values) failed the checks above"
 import re, sys, tomllib
 import yaml
 
-mode, path, rbac_path = sys.argv[1], sys.argv[2], sys.argv[3]
+mode, path = sys.argv[1], sys.argv[2]
 errors = []
 def err(msg): errors.append(msg)
 
@@ -275,7 +288,7 @@ for n, short in (("incidents.salve.dev", "inc"), ("remediations.salve.dev", "rem
         if "status" not in (v.get("subresources") or {}) or not v.get("additionalPrinterColumns") or "openAPIV3Schema" not in (v.get("schema") or {}):
             err(f"CRD {n} {v.get('name')}: needs status subresource, printer columns and a schema")
 
-# --- RBAC ----------------------------------------------------------------------------------
+# --- RBAC (hygiene; where each grant lives is checked by tests/helm_packaging.py) ----------
 def grants(roles):
     out = set()
     for r in roles:
@@ -297,19 +310,16 @@ def grants(roles):
 
 roles = by("ClusterRole") + by("Role")
 if by("Deployment") and any(d["metadata"]["labels"].get("app.kubernetes.io/component") == "operator" for d in deployments):
-    expected = grants([x for x in yaml.safe_load_all(open(rbac_path)) if x and x["kind"] in ("ClusterRole", "Role")])
-    actual = grants(roles)
-    if actual - expected:
-        err(f"RBAC grants more than operator/examples/rbac.yaml: {sorted(actual - expected)}")
-    if expected - actual:
-        err(f"RBAC grants less than operator/examples/rbac.yaml: {sorted(expected - actual)}")
+    grants(roles)
     subjects = [s for b in by("ClusterRoleBinding") + by("RoleBinding") for s in b["subjects"]]
     for s in subjects:
         if s["kind"] == "ServiceAccount" and s["name"] not in service_accounts:
             err(f"RBAC binding subject {s['name']!r} is not a rendered ServiceAccount")
     for b in by("ClusterRoleBinding") + by("RoleBinding"):
-        if b["roleRef"]["name"] not in {r["metadata"]["name"] for r in roles}:
-            err(f"{b['kind']}/{b['metadata']['name']}: roleRef {b['roleRef']['name']!r} is not rendered")
+        ref = b["roleRef"]
+        ns = b["metadata"].get("namespace") if b["kind"] == "RoleBinding" and ref["kind"] == "Role" else None
+        if (ref["kind"], ns, ref["name"]) not in {(r["kind"], r["metadata"].get("namespace"), r["metadata"]["name"]) for r in roles}:
+            err(f"{b['kind']}/{b['metadata']['name']}: roleRef {ref['kind']}/{ref['name']} is not rendered (in {ns or 'the cluster'})")
 
 # --- what each values set promises ------------------------------------------------------
 def env_of(dname):
@@ -374,6 +384,56 @@ expect_fail "embedded with 2 replicas" 'must be 1 with backend.store=embedded' -
 expect_fail "AWS without region" 'aws.region is required' --set backend.bus=sqs
 expect_fail "misspelled value (values.schema.json)" "additional properties 'replica' not allowed" --set oms.replica=2
 expect_fail "unknown store (values.schema.json)" "/backend/store" --set backend.store=sqlite
-say "invalid values are refused: latest tag, dynamodb without sqs, 2 embedded replicas, AWS without region, misspelled keys, unknown enums"
+expect_fail "malformed image digest (values.schema.json)" "/ims/image/digest" --set ims.image.digest=sha256:1234
+expect_fail "image tag in the repository (values.schema.json)" "/operator/image/repository" --set operator.image.repository=ghcr.io/salve/operator:1.0
+expect_fail "namespace that is not a DNS label (values.schema.json)" "/operator/policy/allowedNamespaces/0" --set 'operator.policy.allowedNamespaces={Shop}'
+expect_fail "the same namespace twice (values.schema.json)" "/operator/policy/allowedNamespaces" --set 'operator.policy.allowedNamespaces={shop,shop}'
+expect_fail '"*" with other namespaces' 'must be the only entry' --set 'operator.policy.allowedNamespaces={*,shop}'
+say "invalid values are refused: latest tag, dynamodb without sqs, 2 embedded replicas, AWS without region, misspelled keys, unknown enums, bad digests, repositories and namespaces"
+
+# --- across renders: API-key stability, RBAC placement, images, NOTES, examples -------------
+"$py" tests/helm_packaging.py "$helm" "$chart" "$out" || die "packaging checks failed (tests/helm_packaging.py)"
+
+# --- the repository is self-contained ------------------------------------------------------
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  # Tracked files, plus new ones not yet added (not the ignored ones).
+  git ls-files -z --cached --others --exclude-standard | "$py" -c '
+import os, re, sys
+import yaml
+files = [f for f in sys.stdin.read().split("\0") if f and os.path.isfile(f)]
+bad = []
+needle = "../" + "shared"   # spelled in two parts so that this file does not match itself
+for f in files:
+    try:
+        text = open(f, encoding="utf-8").read()
+    except (UnicodeDecodeError, OSError):
+        continue
+    for n, line in enumerate(text.splitlines(), 1):
+        if needle in line:
+            bad.append(f"{f}:{n}: {line.strip()[:100]}")
+# Relative links of the top-level documentation resolve to files inside the repository.
+root = os.path.realpath(".")
+for f in [f for f in files if f == "README.md" or (f.startswith("docs/") and f.endswith(".md"))]:
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", open(f).read()):
+        if re.match(r"^[a-z]+:", target):
+            continue
+        path = os.path.realpath(os.path.join(os.path.dirname(f), target))
+        if not path.startswith(root + os.sep) or not os.path.exists(path):
+            bad.append(f"{f}: link {target} does not resolve inside the repository")
+if not os.path.isfile("docs/design.md"):
+    bad.append("docs/design.md is missing")
+for c in ("oms", "ims"):
+    try:
+        doc = yaml.safe_load(open(f"docs/contracts/{c}.yaml"))
+        if not str(doc.get("openapi", "")).startswith("3.") or not doc.get("paths"):
+            bad.append(f"docs/contracts/{c}.yaml is not an OpenAPI 3 document with paths")
+    except OSError:
+        bad.append(f"docs/contracts/{c}.yaml is missing")
+if bad:
+    print("\n".join("  " + b for b in bad), file=sys.stderr)
+    sys.exit(1)
+' || die "the repository refers to files outside it (see above; the design is docs/design.md, the contracts docs/contracts/)"
+  say "repository: no file refers to ../""shared; README.md and docs/ links resolve; docs/design.md and docs/contracts/ present"
+fi
 
 printf 'helm chart checks passed in %ss (rendered manifests in %s)\n' "$(( $(date +%s) - started ))" "$out"

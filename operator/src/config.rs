@@ -12,25 +12,35 @@ use crate::domain::policy::Policy;
 #[derive(Parser, Debug)]
 #[command(name = "operator", version, about = "Salve: turns alarms into verified, undoable fixes")]
 pub struct Cli {
+    /// Without a subcommand the operator runs, configured from the environment only.
     #[command(subcommand)]
     pub command: Option<Command>,
-    #[command(flatten)]
-    pub run: RunArgs,
+}
+
+impl Cli {
+    /// The subcommand to run: `run` (from the environment) when none was given.
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or_else(|| Command::Run(Box::new(RunArgs::defaults())))
+    }
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the operator (default).
-    Run,
-    /// Write the CRD YAML files (same as the `crdgen` binary).
-    Crdgen {
-        #[arg(long, env = "SALVE_CRD_DIR", default_value = "crds")]
-        out: std::path::PathBuf,
-    },
+    /// Run the operator (the default). Outside a cluster it only dry-runs unless told otherwise.
+    Run(Box<RunArgs>),
+    /// Write the CRD YAML files into `crds/` and the chart's `charts/salve/crds/` (or --out).
+    Crdgen(CrdgenArgs),
     /// Re-run a post-mortem's diagnosis offline with the rule-based diagnoser and compare it
     /// with the recorded one (prints JSON). Exit 0 when the file was read, whether or not the
     /// diagnoses match (unless --fail-on-mismatch); 2 when the file is unreadable or invalid.
     Replay(crate::replay_command::ReplayArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CrdgenArgs {
+    /// Directories to write into (repeat the flag, or comma-separate); run from the repository root.
+    #[arg(long, env = "SALVE_CRD_DIRS", value_delimiter = ',', default_value = "crds,charts/salve/crds")]
+    pub out: Vec<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -63,8 +73,9 @@ pub struct RunArgs {
         default_value = "SetConfigMapKey,SetDeploymentEnv,SetDeploymentResources,Scale,RolloutRestart,Rollback"
     )]
     pub allowed_actions: Vec<String>,
-    /// Namespaces where actions may run (comma-separated, `*` for all).
-    #[arg(long, env = "SALVE_ALLOWED_NAMESPACES", value_delimiter = ',', default_value = "*")]
+    /// Namespaces where actions may run (comma-separated, `*` for all). None by default:
+    /// nothing is changed in a namespace you did not name.
+    #[arg(long, env = "SALVE_ALLOWED_NAMESPACES", value_delimiter = ',')]
     pub allowed_namespaces: Vec<String>,
     /// Label that opts a resource out (`<label>=true`).
     #[arg(long, env = "SALVE_PROTECTED_LABEL", default_value = "salve.dev/protected")]
@@ -75,9 +86,11 @@ pub struct RunArgs {
     /// Remediations that may start per hour.
     #[arg(long, env = "SALVE_MAX_REMEDIATIONS_PER_HOUR", default_value_t = 10)]
     pub max_per_hour: u32,
-    /// Record the server-side dry-run result instead of applying.
-    #[arg(long, env = "SALVE_DRY_RUN", default_value_t = false)]
-    pub dry_run: bool,
+    /// Record the server-side dry-run result instead of applying. Default: off inside a
+    /// cluster, ON outside one (a laptop's kubeconfig may point anywhere); `--dry-run=false`
+    /// to really change things from outside.
+    #[arg(long, env = "SALVE_DRY_RUN", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub dry_run: Option<bool>,
     #[arg(long, env = "SALVE_MAX_MEMORY", default_value = "2Gi")]
     pub max_memory: String,
     #[arg(long, env = "SALVE_MAX_REPLICAS", default_value_t = 10)]
@@ -112,14 +125,14 @@ pub struct RunArgs {
     #[arg(long, env = "SALVE_BEDROCK_USD_PER_1K_OUTPUT", default_value_t = 0.015)]
     pub bedrock_usd_per_1k_output: f64,
     #[command(flatten)]
-    pub post_mortem_archive: crate::kube_adapters::post_mortem_s3::PostMortemArchiveArgs,
+    pub post_mortem_archive: crate::aws::post_mortem_s3::PostMortemArchiveArgs,
     #[command(flatten)]
     pub intake: crate::intake::config::IntakeArgs,
     #[command(flatten)]
-    pub aws_evidence: crate::aws_adapters::settings::AwsEvidenceArgs,
+    pub aws_evidence: crate::aws::settings::AwsEvidenceArgs,
     /// Pull-request remediation through GitHub.
     #[command(flatten)]
-    pub github: crate::kube_adapters::github_settings::GithubArgs,
+    pub github: crate::github::settings::GithubArgs,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,9 +144,30 @@ pub enum ConfigError {
 }
 
 impl RunArgs {
-    /// Defaults, as if no flag or variable were set (used by tests).
+    /// `operator run` without flags: the defaults, and whatever the environment sets.
     pub fn defaults() -> Self {
-        Cli::parse_from(["operator"]).run
+        match Cli::parse_from(["operator", "run"]).command {
+            Some(Command::Run(args)) => *args,
+            _ => unreachable!("`operator run` parses as the run subcommand"),
+        }
+    }
+
+    /// Dry-run unless told otherwise, when not running inside a cluster.
+    pub fn dry_run(&self) -> bool {
+        self.dry_run.unwrap_or_else(|| !running_in_cluster())
+    }
+
+    /// What the controllers read (not the whole command line).
+    pub fn controller_settings(&self) -> crate::controllers::context::ControllerSettings {
+        crate::controllers::context::ControllerSettings {
+            max_attempts: self.max_attempts,
+            verify_window_seconds: self.verify_window_seconds,
+            verify_poll: self.verify_poll(),
+            model_id: self.bedrock_model_id.clone(),
+            github_poll: self.github.poll(),
+            github_retry: self.github.retry(),
+            rollout_timeout_seconds: self.github.rollout_timeout_seconds,
+        }
     }
 
     pub fn policy(&self) -> Result<Policy, ConfigError> {
@@ -156,16 +190,16 @@ impl RunArgs {
             protected_label: self.protected_label.clone(),
             max_auto_approve_risk,
             max_per_hour: self.max_per_hour,
-            dry_run: self.dry_run,
+            dry_run: self.dry_run(),
             max_memory: self.max_memory.clone(),
             max_replicas: self.max_replicas,
             pull_requests: self.github.pull_request_policy(),
         })
     }
 
-    pub fn bedrock_settings(&self) -> Option<crate::kube_adapters::bedrock::BedrockSettings> {
+    pub fn bedrock_settings(&self) -> Option<crate::aws::bedrock::BedrockSettings> {
         let model_id = self.bedrock_model_id.as_deref().map(str::trim).filter(|m| !m.is_empty())?;
-        Some(crate::kube_adapters::bedrock::BedrockSettings {
+        Some(crate::aws::bedrock::BedrockSettings {
             model_id: model_id.to_string(),
             timeout: Duration::from_millis(self.bedrock_timeout_ms),
             usd_per_1k_input: self.bedrock_usd_per_1k_input,
@@ -176,6 +210,11 @@ impl RunArgs {
     pub fn verify_poll(&self) -> Duration {
         Duration::from_millis(self.verify_poll_ms)
     }
+}
+
+/// Kubernetes sets this variable in every container it starts.
+fn running_in_cluster() -> bool {
+    std::env::var_os("KUBERNETES_SERVICE_HOST").is_some_and(|v| !v.is_empty())
 }
 
 #[cfg(test)]
@@ -200,6 +239,25 @@ mod tests {
                 assert!(a.get_env().is_some(), "--{} has no env var", a.get_id());
             }
         }
+    }
+
+    #[test]
+    fn run_takes_its_flags_after_the_subcommand_and_lists_them_in_help() {
+        let cli = Cli::try_parse_from(["operator", "run", "--dry-run", "--allowed-namespaces", "shop,payments"]).expect("parses");
+        let Some(Command::Run(args)) = cli.command else { panic!("run") };
+        assert_eq!(args.dry_run, Some(true));
+        assert_eq!(args.allowed_namespaces, ["shop", "payments"]);
+        let cli = Cli::try_parse_from(["operator", "run", "--dry-run=false"]).expect("parses");
+        assert!(matches!(cli.command, Some(Command::Run(a)) if a.dry_run == Some(false)));
+        use clap::CommandFactory;
+        let help = Cli::command().find_subcommand_mut("run").expect("run").render_long_help().to_string();
+        assert!(help.contains("--allowed-namespaces") && help.contains("--dry-run"), "{help}");
+    }
+
+    #[test]
+    fn defaults_change_nothing_anywhere() {
+        let p = RunArgs::defaults().policy().expect("policy");
+        assert!(p.allowed_namespaces.is_empty(), "no namespace is allowed until one is named");
     }
 
     #[test]

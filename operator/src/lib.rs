@@ -1,20 +1,25 @@
-//! The Salve operator.
+//! The Salve operator. Folders say what their files talk to:
 //!
 //! - `crd`: the `Incident` and `Remediation` resource types (source of `crds/*.yaml`)
-//! - `domain`: pure decision logic (policy, diagnoser, phases, redaction, verification)
-//! - `kube_adapters`: everything that talks to the API server (controllers, evidence, actions,
-//!   leader election, events)
-//! - `aws_adapters`: evidence from AWS (Logs Insights, CloudWatch metrics, X-Ray)
+//! - `domain`: pure decisions and value types (policy, diagnoser, phases, next steps, approval,
+//!   redaction, verification, post-mortem records); imports nothing from the other folders
+//! - `controllers`: the Incident and Remediation reconcilers and their shared context
+//! - `kube`: the Kubernetes API on the controllers' behalf (evidence, actions, health, ConfigMap
+//!   history, status, Events, leader election)
+//! - `aws`: Bedrock, S3 post-mortem archive, Logs Insights, CloudWatch metrics, X-Ray
+//! - `github`: the GitHub client and its settings (pull-request remediation)
 //! - `intake`: alarms (SQS) and Alertmanager webhooks in, Incidents out
 //! - `config`, `metrics`, `runtime`, `telemetry`: the process around them
 //! - `replay_command`: `operator replay`, offline replay of a post-mortem's diagnosis
 
-pub mod aws_adapters;
+pub mod aws;
 pub mod config;
+pub mod controllers;
 pub mod crd;
 pub mod domain;
+pub mod github;
 pub mod intake;
-pub mod kube_adapters;
+pub mod kube;
 pub mod metrics;
 pub mod replay_command;
 pub mod runtime;

@@ -1,40 +1,69 @@
-//! `operator` binary: `operator [run]` runs the operator, `operator crdgen` writes the CRDs,
-//! `operator replay --file postmortem.json` replays a post-mortem's diagnosis offline.
+//! `operator` binary: `operator run` runs the operator (also the default without a
+//! subcommand), `operator crdgen` writes the CRDs, `operator replay --file postmortem.json`
+//! replays a post-mortem's diagnosis offline.
 
 use clap::Parser;
 use operator::config::{Cli, Command};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() {
     // One TLS provider for the whole process, chosen before any client exists.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let cli = Cli::parse();
-    if let Some(Command::Crdgen { out }) = &cli.command {
-        std::fs::create_dir_all(out)?;
-        for (file, yaml) in operator::crd::generated_crds()? {
-            std::fs::write(out.join(file), yaml)?;
+    let code = match Cli::parse().into_command() {
+        Command::Crdgen(args) => crdgen(&args),
+        Command::Replay(replay) => operator::replay_command::run(&replay),
+        Command::Run(args) => run(*args).await,
+    };
+    std::process::exit(code);
+}
+
+fn crdgen(args: &operator::config::CrdgenArgs) -> i32 {
+    let written = operator::crd::write_crds(&args.out);
+    match written {
+        Ok(paths) => {
+            for p in paths {
+                println!("wrote {}", p.display());
+            }
+            0
         }
-        return Ok(());
+        Err(e) => {
+            eprintln!("operator crdgen: {e}");
+            1
+        }
     }
-    if let Some(Command::Replay(replay)) = &cli.command {
-        std::process::exit(operator::replay_command::run(replay));
+}
+
+async fn run(args: operator::config::RunArgs) -> i32 {
+    let telemetry = match operator::telemetry::init(&args.log_format, args.otlp_endpoint.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("operator: telemetry: {e}");
+            return 2;
+        }
+    };
+    let result = async {
+        let client = operator::runtime::connect().await?;
+        let listener = tokio::net::TcpListener::bind(args.http_addr).await?;
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            token.cancel();
+        });
+        operator::runtime::run(client, args, Some(listener), shutdown).await
     }
-    let args = cli.run;
-    let telemetry = operator::telemetry::init(&args.log_format, args.otlp_endpoint.as_deref())?;
-    let client = kube::Client::try_default().await?;
-    let listener = tokio::net::TcpListener::bind(args.http_addr).await?;
-    let shutdown = CancellationToken::new();
-    let token = shutdown.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down");
-        token.cancel();
-    });
-    let result = operator::runtime::run(client, args, Some(listener), shutdown).await;
+    .await;
     telemetry.shutdown();
-    result?;
-    Ok(())
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!(error = %e, "operator stopped");
+            eprintln!("operator: {e}");
+            1
+        }
+    }
 }
 
 async fn shutdown_signal() {

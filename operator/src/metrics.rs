@@ -1,11 +1,11 @@
 //! Prometheus metrics. One registry per operator process, passed around in the context.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use prometheus::{CounterVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use crate::domain::llm_usage::LlmCall;
+use crate::domain::phase::IncidentPhase;
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -23,9 +23,13 @@ pub struct Metrics {
     /// Intake messages by source (`sqs`, `alertmanager`) and outcome (created, duplicate,
     /// ok_recorded, ok_without_incident, ignored, malformed, unmappable, dead_lettered).
     pub intake_messages: IntCounterVec,
-    /// Last phase seen per incident (`ns/name`), to keep the by-phase gauge exact.
-    phases: Arc<Mutex<HashMap<String, &'static str>>>,
+    /// Where the by-phase gauge is read from: the leader's Incident cache. `None` on a standby
+    /// (it exports no incident counts: only the leader's view is current).
+    phase_source: Arc<Mutex<Option<PhaseSource>>>,
 }
+
+/// The phases of every Incident in a cache, read at scrape time.
+pub type PhaseSource = Box<dyn Fn() -> Vec<IncidentPhase> + Send + Sync>;
 
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
@@ -65,20 +69,26 @@ impl Metrics {
             llm_tokens,
             llm_cost_usd,
             intake_messages,
-            phases: Arc::default(),
+            phase_source: Arc::default(),
         })
     }
 
-    /// Records an incident's current phase (`None` when it was deleted) and refreshes the gauge.
-    pub fn observe_incident(&self, key: &str, phase: Option<&'static str>) {
-        let mut phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
-        match phase {
-            Some(p) => phases.insert(key.to_string(), p),
-            None => phases.remove(key),
-        };
+    /// Sets (when this replica starts leading) or clears (when it stops) the gauge's source.
+    pub fn set_phase_source(&self, source: Option<PhaseSource>) {
+        *self.phase_source.lock().unwrap_or_else(|e| e.into_inner()) = source;
+    }
+
+    /// Recomputes `salve_incidents{phase}` from the source: deleted Incidents leave the cache,
+    /// so they leave the gauge; every phase is exported, zero included.
+    fn refresh_incident_gauge(&self) {
         self.incidents_by_phase.reset();
-        for p in phases.values() {
-            self.incidents_by_phase.with_label_values(&[p]).inc();
+        let source = self.phase_source.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(phases) = source.as_ref().map(|f| f()) else { return };
+        for p in IncidentPhase::ALL {
+            self.incidents_by_phase.with_label_values(&[p.as_str()]).set(0);
+        }
+        for p in phases {
+            self.incidents_by_phase.with_label_values(&[p.as_str()]).inc();
         }
     }
 
@@ -90,6 +100,7 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
+        self.refresh_incident_gauge();
         let mut buf = String::new();
         let enc = prometheus::TextEncoder::new();
         if enc.encode_utf8(&self.registry.gather(), &mut buf).is_err() {
@@ -103,6 +114,23 @@ impl Metrics {
 mod tests {
     use super::*;
     use crate::domain::llm_usage::CallOutcome;
+
+    #[test]
+    fn the_incident_gauge_follows_the_cache_and_a_standby_exports_none() {
+        let m = Metrics::new().expect("metrics");
+        let cache = Arc::new(Mutex::new(vec![IncidentPhase::Resolved, IncidentPhase::Resolved, IncidentPhase::Investigating]));
+        let view = cache.clone();
+        m.set_phase_source(Some(Box::new(move || view.lock().map(|v| v.clone()).unwrap_or_default())));
+        let text = m.render();
+        assert!(text.contains(r#"salve_incidents{phase="Resolved"} 2"#), "{text}");
+        assert!(text.contains(r#"salve_incidents{phase="Escalated"} 0"#), "{text}");
+        // Two Incidents deleted: they leave the cache and the gauge.
+        cache.lock().expect("cache").retain(|p| *p != IncidentPhase::Resolved);
+        assert!(m.render().contains(r#"salve_incidents{phase="Resolved"} 0"#));
+        // Leadership lost: no stale numbers.
+        m.set_phase_source(None);
+        assert!(!m.render().contains("salve_incidents{"));
+    }
 
     #[test]
     fn llm_calls_tokens_and_cost_are_exported_per_model() {

@@ -14,13 +14,13 @@ use kube::runtime::events::{Recorder, Reporter};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, RunArgs};
+use crate::controllers::context::Context;
+use crate::controllers::{incident, remediation};
 use crate::domain::cloud_evidence::CloudEvidenceSource;
 use crate::domain::diagnoser::{Diagnoser, RuleBasedDiagnoser};
 use crate::domain::post_mortem_store::PostMortemStore;
-use crate::kube_adapters::config_history::ConfigHistory;
-use crate::kube_adapters::context::Context;
-use crate::kube_adapters::leader::LeaderElector;
-use crate::kube_adapters::{incident_controller, remediation_controller};
+use crate::kube::config_history::ConfigHistory;
+use crate::kube::leader::{LeaderElector, LeaseTiming};
 use crate::metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +34,29 @@ pub enum RunError {
     #[error("http server: {0}")]
     Io(#[from] std::io::Error),
     #[error("GitHub: {0}")]
-    Github(#[from] crate::kube_adapters::github_settings::GithubConfigError),
+    Github(#[from] crate::github::settings::GithubConfigError),
+    #[error("{0}")]
+    NoCluster(String),
+    #[error("Kubernetes client: {0}")]
+    Client(#[from] kube::Error),
+}
+
+/// A client for the cluster kube-rs finds (in-cluster service account, else `KUBECONFIG`, else
+/// `~/.kube/config`), with an error that says what was tried when there is none.
+pub async fn connect() -> Result<Client, RunError> {
+    match kube::Config::infer().await {
+        Ok(config) => Ok(Client::try_from(config)?),
+        Err(e) => {
+            let kubeconfig = std::env::var("KUBECONFIG").map(|k| format!("KUBECONFIG={k}")).unwrap_or_else(|_| "KUBECONFIG unset".into());
+            let home = std::env::var("HOME").map(|h| format!("{h}/.kube/config")).unwrap_or_else(|_| "~/.kube/config".into());
+            Err(RunError::NoCluster(format!(
+                "no Kubernetes cluster to talk to. Tried: in-cluster (KUBERNETES_SERVICE_HOST {}), {kubeconfig}, {home} ({}). \
+                 Point KUBECONFIG at a cluster (kind, EKS, ...) or deploy the operator with the Helm chart. Details: {e}",
+                if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() { "set" } else { "unset" },
+                if std::path::Path::new(&home).exists() { "exists but could not be used" } else { "missing" },
+            )))
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -71,14 +93,14 @@ pub async fn diagnoser(args: &RunArgs) -> Arc<dyn Diagnoser> {
         return Arc::new(RuleBasedDiagnoser);
     };
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let client = crate::kube_adapters::bedrock::client(
+    let client = crate::aws::bedrock::client(
         aws_sdk_bedrockruntime::config::Builder::from(&sdk),
         args.bedrock_max_attempts,
         Duration::from_millis(args.bedrock_initial_backoff_ms),
         args.bedrock_endpoint_url.as_deref(),
     );
     tracing::info!(model = %settings.model_id, "Bedrock diagnosis enabled");
-    Arc::new(crate::kube_adapters::bedrock::BedrockDiagnoser::new(client, settings))
+    Arc::new(crate::aws::bedrock::BedrockDiagnoser::new(client, settings))
 }
 
 /// AWS evidence from configuration: on when enabled or a log group template is set; clients
@@ -90,7 +112,7 @@ pub async fn cloud_evidence(args: &RunArgs) -> Option<Arc<dyn CloudEvidenceSourc
     }
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     tracing::info!(log_group_template = settings.template().unwrap_or("-"), "AWS evidence enabled");
-    Some(Arc::new(crate::aws_adapters::cloud_evidence::AwsCloudEvidence::from_sdk_config(&sdk, settings)))
+    Some(Arc::new(crate::aws::cloud_evidence::AwsCloudEvidence::from_sdk_config(&sdk, settings)))
 }
 
 /// Outside systems the operator can use, each optional and built from configuration.
@@ -126,10 +148,11 @@ pub fn context_with_integrations(
         diagnoser,
         metrics,
         history: ConfigHistory::default(),
-        settings: args.clone(),
+        settings: args.controller_settings(),
         post_mortem_store: integrations.post_mortem_store,
         cloud_evidence: integrations.cloud_evidence,
         github: args.github.client()?,
+        unrecorded_diagnoses: Default::default(),
     }))
 }
 
@@ -174,8 +197,8 @@ pub async fn run_with_readiness(
             ready_flag.store(true, Ordering::Relaxed);
         }
     });
-    let elector =
-        LeaderElector::new(client, &args.lease_namespace, &args.lease_name, &args.identity, Duration::from_secs(args.lease_seconds));
+    let timing = LeaseTiming::for_lease(Duration::from_secs(args.lease_seconds));
+    let elector = LeaderElector::new(client, &args.lease_namespace, &args.lease_name, &args.identity, timing);
     let mut leading = elector.spawn(shutdown.clone());
     loop {
         // Standby: wait until we lead (or shut down).
@@ -185,8 +208,19 @@ pub async fn run_with_readiness(
         }
         tracing::info!(identity = %args.identity, "leading: starting controllers");
         let term = shutdown.child_token();
-        let inc = tokio::spawn(incident_controller::run(ctx.clone(), term.clone()));
-        let rem = tokio::spawn(remediation_controller::run(ctx.clone(), term.clone()));
+        let metrics = ctx.metrics.clone();
+        // Only the leader exports incident counts, read from its controller's cache.
+        let inc = tokio::spawn(incident::run(ctx.clone(), term.clone(), move |store| {
+            metrics.set_phase_source(Some(Box::new(move || {
+                store
+                    .state()
+                    .iter()
+                    .filter_map(|g| g.0.as_ref().ok())
+                    .map(|i| i.status.as_ref().map(|s| s.phase).unwrap_or_default())
+                    .collect()
+            })))
+        }));
+        let rem = tokio::spawn(remediation::run(ctx.clone(), term.clone()));
         tokio::select! {
             _ = leading.wait_for(|l| !*l) => tracing::warn!("lost leadership: stopping controllers"),
             _ = shutdown.cancelled() => {}
@@ -194,6 +228,7 @@ pub async fn run_with_readiness(
         term.cancel();
         let _ = inc.await;
         let _ = rem.await;
+        ctx.metrics.set_phase_source(None);
         if shutdown.is_cancelled() {
             break;
         }

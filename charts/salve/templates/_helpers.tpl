@@ -46,14 +46,27 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
-{{/* image reference; the tag defaults to the appVersion and may never be "latest". */}}
+{{/*
+Image reference of a component, the same rule for operator, oms and ims:
+  <image.repository>@<image.digest>   when image.digest is set (the tag is then ignored)
+  <image.repository>:<image.tag>      otherwise; the tag defaults to the chart's appVersion
+and never "latest". Call with (dict "root" $ "component" "oms").
+*/}}
 {{- define "salve.image" -}}
 {{- $v := index .root.Values .component }}
+{{- $repo := required (printf "%s.image.repository is required" .component) $v.image.repository }}
 {{- $tag := toString (default .root.Chart.AppVersion $v.image.tag) }}
 {{- if eq $tag "latest" }}
 {{- fail (printf "%s.image.tag must not be \"latest\": pin a version so that rollbacks and remediations are reproducible" .component) }}
 {{- end }}
-{{- printf "%s:%s" (required (printf "%s.image.repository is required" .component) $v.image.repository) $tag }}
+{{- with $v.image.digest }}
+{{- if not (regexMatch "^sha256:[a-f0-9]{64}$" .) }}
+{{- fail (printf "%s.image.digest must look like sha256:<64 hex digits>, not %q" $.component .) }}
+{{- end }}
+{{- printf "%s@%s" $repo . }}
+{{- else }}
+{{- printf "%s:%s" $repo $tag }}
+{{- end }}
 {{- end }}
 
 {{/* Name of the Secret holding SALVE_API_KEYS. */}}
@@ -88,15 +101,21 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 {{- end }}
+{{- $ns := .Values.operator.policy.allowedNamespaces }}
+{{- if and (has "*" $ns) (gt (len (uniq $ns)) 1) }}
+{{- fail (printf "operator.policy.allowedNamespaces: \"*\" (every namespace) must be the only entry, got %v" $ns) }}
+{{- end }}
 {{- if and .Values.operator.enabled (lt (int .Values.operator.replicas) 1) }}
 {{- fail "operator.replicas must be at least 1 (2 for a warm standby)" }}
 {{- end }}
 {{- end }}
 
 {{/*
-The API keys the chart puts in its Secret: apiKeys.value, else the keys already in the Secret
-(kept across upgrades), else a new random key. Memoised so that the Secret and the pods'
-checksum annotation agree within one render.
+The API keys the chart puts in its Secret (only when apiKeys.existingSecret is empty):
+apiKeys.value, else the keys already in the Secret (lookup: kept across upgrades, and the
+Secret carries helm.sh/resource-policy: keep), else a new random key. Memoised so that OMS and
+IMS agree within one render. Never used for the pods' checksum annotation: without cluster
+access (helm template, Argo CD) the lookup is empty and the random key differs on every render.
 */}}
 {{- define "salve.apiKeysValue" -}}
 {{- if not (hasKey .Values.apiKeys "_generated") }}
@@ -112,4 +131,30 @@ checksum annotation agree within one render.
 {{- $_ := set .Values.apiKeys "_generated" $value }}
 {{- end }}
 {{- index .Values.apiKeys "_generated" }}
+{{- end }}
+
+{{/*
+What the pods' checksum/api-keys annotation is computed from: only values, never the Secret's
+content, so that two renders with the same values give byte-identical pod templates (no restart
+on every Argo CD / Flux sync). apiKeys.value: the keys themselves (changing them rolls the
+pods, which read SALVE_API_KEYS at start-up). Generated key or existingSecret: the Secret's name
+and key (rotating the key inside the Secret needs `kubectl rollout restart`).
+*/}}
+{{- define "salve.apiKeysChecksumSource" -}}
+{{- if and (not .Values.apiKeys.existingSecret) .Values.apiKeys.value }}
+{{- printf "value:%s" .Values.apiKeys.value }}
+{{- else }}
+{{- printf "secret:%s/%s" (include "salve.apiKeysSecretName" .) .Values.apiKeys.secretKey }}
+{{- end }}
+{{- end }}
+
+{{/*
+Namespaces the operator may act in (SALVE_ALLOWED_NAMESPACES): operator.policy.allowedNamespaces,
+de-duplicated, or the release namespace when empty. ["*"] means every namespace. The operator
+Deployment's policy and the RBAC (a Role per namespace, or a ClusterRole for "*") both come
+from this list, so they cannot disagree.
+*/}}
+{{- define "salve.operatorNamespaces" -}}
+{{- $ns := .Values.operator.policy.allowedNamespaces | default (list .Release.Namespace) | uniq }}
+{{- join "," $ns }}
 {{- end }}

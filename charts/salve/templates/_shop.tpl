@@ -82,17 +82,15 @@ spec:
     metadata:
       labels:
         {{- include "salve.labels" $ctx | nindent 8 }}
-      {{- if or (not $root.Values.apiKeys.existingSecret) $v.podAnnotations }}
       annotations:
-        {{- if not $root.Values.apiKeys.existingSecret }}
-        # Restart on a new API key (the keys are read at start-up). The settings ConfigMap
-        # deliberately has no checksum: it is reloaded live.
-        checksum/api-keys: {{ include "salve.apiKeysValue" $root | sha256sum }}
-        {{- end }}
+        # Rolls the pods when apiKeys.value changes (the keys are read at start-up). Computed
+        # from values only, never from a generated key, so that every render of the same values
+        # gives the same pod template. The settings ConfigMap deliberately has no checksum: it
+        # is reloaded live.
+        checksum/api-keys: {{ include "salve.apiKeysChecksumSource" $root | sha256sum }}
         {{- with $v.podAnnotations }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
-      {{- end }}
     spec:
       serviceAccountName: {{ include "salve.serviceAccountName" $ctx }}
       automountServiceAccountToken: false

@@ -16,6 +16,8 @@ pub use crate::domain::phase::IncidentPhase;
 pub use crate::domain::post_mortem::PostMortem;
 pub use crate::domain::post_mortem_store::ArchivedPostMortem;
 pub use crate::domain::simulation::PromptInputs;
+pub use crate::domain::source::{AlarmMetric, IncidentSource, Severity, SourceKind};
+pub use crate::domain::timeline::TimelineEntry;
 
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -48,63 +50,10 @@ pub struct IncidentSpec {
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
-pub enum Severity {
-    Critical,
-    High,
-    Medium,
-    Low,
-}
-
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
 pub enum SignalState {
     Alarm,
     #[serde(rename = "OK")]
     Ok,
-}
-
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
-pub enum SourceKind {
-    Manual,
-    CloudWatchAlarm,
-    Alertmanager,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct IncidentSource {
-    pub kind: SourceKind,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alarm_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alarm_arn: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    /// RFC 3339 time of the alarm's state change.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state_change_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Alertmanager alert name and fingerprint.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alert_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fingerprint: Option<String>,
-    /// The metric the alarm watches, when known (its datapoints around the alarm become evidence).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metric: Option<AlarmMetric>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AlarmMetric {
-    /// e.g. `AWS/ApplicationELB`, `ContainerInsights`.
-    pub namespace: String,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub dimensions: std::collections::BTreeMap<String, String>,
-    /// e.g. `Average`, `Sum`, `p99`; unset = the operator's default.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub statistic: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
@@ -169,14 +118,6 @@ pub struct IncidentStatus {
     pub post_mortem_archive: Option<ArchivedPostMortem>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TimelineEntry {
-    pub time: String,
-    pub phase: IncidentPhase,
-    pub message: String,
 }
 
 /// The post-mortem copy is a document of its own (snake_case keys, nested records): keep its

@@ -1,12 +1,12 @@
 //! The two custom resources Salve owns, `Incident` and `Remediation` (group `salve.dev`,
-//! version `v1alpha1`). These types are the single source of truth: `crds/*.yaml` is generated
-//! from them by `operator crdgen`, and a test fails when the committed YAML drifts.
+//! version `v1alpha1`). These types are the single source of truth: `crds/*.yaml` and the chart's
+//! `charts/salve/crds/*.yaml` are generated from them by `operator crdgen`, and a test fails when the committed YAML drifts.
 
 pub mod condition;
 pub mod incident;
 pub mod remediation;
 
-pub use condition::{Condition, ConditionStatus, set_condition};
+pub use condition::{Condition, ConditionStatus, condition_type, reason, set_condition};
 pub use incident::{
     AlarmMetric, Diagnosis, Evidence, Incident, IncidentPhase, IncidentSource, IncidentSpec, IncidentStatus, Severity, SignalState,
     SourceKind, TimelineEntry, WorkloadRef,
@@ -25,6 +25,29 @@ pub const FIELD_MANAGER: &str = "salve-operator";
 /// `(file name, YAML)` for every CRD, in a stable order; used by `crdgen` and the drift test.
 pub fn generated_crds() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {
     Ok(vec![("incidents.salve.dev.yaml", to_yaml(&Incident::crd())?), ("remediations.salve.dev.yaml", to_yaml(&Remediation::crd())?)])
+}
+
+/// Writes every CRD into each directory (created if missing); returns the files written.
+pub fn write_crds(dirs: &[std::path::PathBuf]) -> Result<Vec<std::path::PathBuf>, CrdgenError> {
+    let crds = generated_crds().map_err(CrdgenError::Render)?;
+    let mut written = Vec::new();
+    for dir in dirs {
+        std::fs::create_dir_all(dir).map_err(|e| CrdgenError::Write(dir.display().to_string(), e))?;
+        for (file, yaml) in &crds {
+            let path = dir.join(file);
+            std::fs::write(&path, yaml).map_err(|e| CrdgenError::Write(path.display().to_string(), e))?;
+            written.push(path);
+        }
+    }
+    Ok(written)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CrdgenError {
+    #[error("rendering the CRDs: {0}")]
+    Render(serde_yaml::Error),
+    #[error("writing {0}: {1}")]
+    Write(String, std::io::Error),
 }
 
 fn to_yaml<T: serde::Serialize>(v: &T) -> Result<String, serde_yaml::Error> {

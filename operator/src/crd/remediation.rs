@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::condition::{Condition, conditions_schema};
 pub use crate::domain::action::{ActionKind, ProposedAction, Risk};
+pub use crate::domain::approval::{AUTO_APPROVER, ApprovalState};
 pub use crate::domain::phase::RemediationPhase;
 
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -47,13 +48,6 @@ pub struct RemediationSpec {
     pub verification: Verification,
 }
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
-pub enum ApprovalState {
-    Pending,
-    Approved,
-    Rejected,
-}
-
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.state != 'Rejected' || (has(self.feedback) && size(self.feedback) > 0)").message("a rejection needs feedback: it is what the next diagnosis learns from"))]
@@ -63,7 +57,7 @@ pub struct Approval {
     /// Why it was rejected; sent back to diagnosis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feedback: Option<String>,
-    /// Who decided (`salve-operator/policy` for automatic approval).
+    /// Who decided (`AUTO_APPROVER`, `salve-operator/policy`, for automatic approval).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
 }

@@ -1,6 +1,6 @@
 //! Evidence from the cloud around the alarm: log lines from CloudWatch Logs Insights, datapoints
 //! of the alarm metric, and X-Ray traces referenced by those logs. The types here are pure; the
-//! `CloudEvidenceSource` port is implemented by `aws_adapters`. A source never fails an
+//! `CloudEvidenceSource` port is implemented in `aws`. A source never fails an
 //! incident: what it could not collect becomes a note.
 
 use std::collections::BTreeMap;

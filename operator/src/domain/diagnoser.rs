@@ -92,6 +92,14 @@ pub enum DiagnoseError {
     InvalidAnswer(String),
 }
 
+/// One diagnosis with the input it was given: what an investigation produces and the status
+/// records.
+#[derive(Clone, Debug)]
+pub struct Investigation {
+    pub input: DiagnosisInput,
+    pub diagnosis: Diagnosis,
+}
+
 pub trait Diagnoser: Send + Sync {
     fn diagnose<'a>(&'a self, input: &'a DiagnosisInput) -> BoxFuture<'a, Result<Diagnosis, DiagnoseError>>;
 }

@@ -1,4 +1,4 @@
-//! The evidence bundle about one workload. Collected by `kube_adapters::evidence`, bounded and
+//! The evidence bundle about one workload. Collected by `kube::evidence`, bounded and
 //! redacted by `redact`, stored in the Incident's status and fed to a diagnoser. It is also the
 //! `simulation_context` that lets a diagnosis be replayed offline.
 

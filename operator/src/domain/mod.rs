@@ -1,12 +1,17 @@
-//! Pure decision logic: no Kubernetes client, no I/O, no clock reads. Everything here is a
+//! Pure decision logic and value types: no Kubernetes client, no I/O, no clock reads (except
+//! `time::now_rfc3339`, which only the adapters call). Everything here is a
 //! function of its inputs, so it is unit tested on fixtures and replayable offline.
 
 pub mod action;
+pub mod approval;
 pub mod cloud_evidence;
+pub mod conditions;
 pub mod diagnoser;
 pub mod evidence;
+pub mod incident_steps;
 pub mod llm_usage;
 pub mod model_prompt;
+pub mod names;
 pub mod phase;
 pub mod policy;
 pub mod post_mortem;
@@ -17,4 +22,8 @@ pub mod redact;
 pub mod replay;
 pub mod signature;
 pub mod simulation;
+pub mod source;
+pub mod time;
+pub mod timeline;
+pub mod undo;
 pub mod verify;

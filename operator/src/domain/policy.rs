@@ -129,6 +129,11 @@ fn refuse(reason: &'static str, message: String) -> Verdict {
 }
 
 impl Policy {
+    /// Whether actions may run in `namespace` (listed, or `*`).
+    pub fn allows_namespace(&self, namespace: &str) -> bool {
+        self.allowed_namespaces.contains("*") || self.allowed_namespaces.contains(namespace)
+    }
+
     pub fn evaluate(&self, action: &ProposedAction, ctx: &PolicyContext) -> Verdict {
         // The kind first: a kind the policy does not allow is refused as such, however it is filled in.
         if !self.allowed_kinds.contains(&action.kind) {
@@ -137,8 +142,14 @@ impl Policy {
         if let Err(e) = action.validate() {
             return refuse("InvalidAction", e);
         }
-        if !self.allowed_namespaces.contains("*") && !self.allowed_namespaces.contains(&ctx.namespace) {
-            return refuse("NamespaceNotAllowed", format!("namespace {} is not in the policy's allowed namespaces", ctx.namespace));
+        if !self.allows_namespace(&ctx.namespace) {
+            return refuse(
+                "NamespaceNotAllowed",
+                format!(
+                    "namespace {} is not in the policy's allowed namespaces (--allowed-namespaces / SALVE_ALLOWED_NAMESPACES)",
+                    ctx.namespace
+                ),
+            );
         }
         if !ctx.target_exists {
             return refuse("TargetNotFound", format!("target {} does not exist", action.target()));

@@ -1,5 +1,5 @@
 //! Port for the archive of post-mortems (S3 with Object Lock in production). The controller
-//! only knows this trait; the adapter in `kube_adapters::post_mortem_s3` speaks to S3.
+//! only knows this trait; the adapter in `aws::post_mortem_s3` speaks to S3.
 
 use futures::future::BoxFuture;
 use schemars::JsonSchema;

@@ -270,10 +270,9 @@ fn region_of_arn(arn: &str) -> Option<String> {
 /// CloudWatch writes `2021-07-14T23:20:50.708+0000` (no colon in the offset); EventBridge's
 /// envelope uses RFC 3339. Both become RFC 3339 in UTC, so equal instants give equal names.
 pub fn rfc3339(s: &str) -> Result<String, ParseError> {
-    let parsed = chrono::DateTime::parse_from_rfc3339(s).or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"));
-    parsed
-        .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .map_err(|_| ParseError::BadTime(s.to_string()))
+    use k8s_openapi::jiff::{Timestamp, fmt::strtime};
+    let parsed = s.parse::<Timestamp>().or_else(|_| strtime::parse("%Y-%m-%dT%H:%M:%S%.f%z", s).and_then(|t| t.to_timestamp()));
+    parsed.map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()).map_err(|_| ParseError::BadTime(s.to_string()))
 }
 
 #[cfg(test)]

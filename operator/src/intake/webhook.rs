@@ -17,6 +17,7 @@ use axum::routing::post;
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::alertmanager::{WebhookPayload, from_alert};
 use super::intent::Intent;
@@ -48,9 +49,9 @@ fn digest(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
 
-/// Constant-time equality of two digests: every byte is compared whatever the first mismatch.
+/// Constant-time equality of two digests (the same `subtle` comparison the services use).
 fn digests_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.ct_eq(b).into()
 }
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {

@@ -230,6 +230,7 @@ impl Store {
         {
             m.remove("status");
         }
+        Self::validate_meta(rt, &obj)?;
         Self::validate_cel(rt, &obj, None)?;
         if dry_run {
             return Ok(obj);
@@ -242,6 +243,35 @@ impl Store {
         self.objects.insert(key.clone(), obj.clone());
         self.record(rt, &key.namespace, "ADDED", obj.clone());
         Ok(obj)
+    }
+
+    /// ObjectMeta validation as the API server does it for every kind (apimachinery
+    /// `ValidateObjectMeta` -> `ValidateLabels`, `IsValidLabelValue`: at most 63 characters,
+    /// alphanumeric at both ends, `-_.` inside; names at most 253 characters).
+    fn validate_meta(rt: &ResourceType, obj: &Value) -> Result<(), StoreError> {
+        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let mut errs = Vec::new();
+        if name.len() > 253 {
+            errs.push(format!("metadata.name: Invalid value: \"{name}\": must be no more than 253 characters"));
+        }
+        let labels = obj.pointer("/metadata/labels").and_then(Value::as_object).cloned().unwrap_or_default();
+        for (key, value) in labels {
+            let v = value.as_str().unwrap_or_default();
+            let ok_chars = v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            let ok_ends =
+                v.is_empty() || (v.starts_with(|c: char| c.is_ascii_alphanumeric()) && v.ends_with(|c: char| c.is_ascii_alphanumeric()));
+            if v.len() > 63 {
+                errs.push(format!("metadata.labels: Invalid value: \"{v}\": must be no more than 63 characters"));
+            } else if !ok_chars || !ok_ends {
+                errs.push(format!(
+                    "metadata.labels: Invalid value: \"{v}\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (key {key})"
+                ));
+            }
+        }
+        if errs.is_empty() {
+            return Ok(());
+        }
+        Err(StoreError::Invalid(format!("{} \"{name}\" is invalid: {}", rt.kind, errs.join(", "))))
     }
 
     /// Enforces the CRD's CEL rules (transition rules when `old` is given).
@@ -319,6 +349,7 @@ impl Store {
         if same_content(&old, &new) {
             return Ok(old);
         }
+        Self::validate_meta(rt, &new)?;
         Self::validate_cel(rt, &new, Some(&old))?;
         if spec_part(&old) != spec_part(&new) {
             let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);

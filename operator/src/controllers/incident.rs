@@ -1,0 +1,505 @@
+//! Incident controller: Detected -> Investigating -> Diagnosed -> Remediating -> Verifying ->
+//! Resolved | Escalated. Each reconcile performs at most one transition and writes it to status
+//! (server-side apply) before publishing any Event, so a restart resumes from the last written
+//! phase and never repeats a side effect. A permanent error (the API server rejects what we
+//! write, an illegal transition) ends in a `Stalled` condition and a Warning Event, and the
+//! Incident waits for a change instead of retrying.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::PostParams;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+use tokio_util::sync::CancellationToken;
+
+use super::context::Context;
+use super::post_mortem::{ARCHIVE_RETRY, sync_post_mortem};
+use crate::crd::*;
+use crate::domain::approval::initial_approval;
+use crate::domain::cloud_evidence::{CloudEvidenceRequest, MetricRef};
+use crate::domain::diagnoser::{ActionLimits, DiagnoseError, DiagnosisInput, Investigation};
+use crate::domain::incident_steps::{IncidentStep, RemediationReport, after_remediation};
+use crate::domain::llm_usage::llm_call;
+use crate::domain::names::{derived_name, label_value};
+use crate::domain::policy::Verdict;
+use crate::domain::redact::{Bounds, redact_and_bound};
+use crate::domain::signature::incident_signature;
+use crate::domain::simulation::PromptInputs;
+use crate::domain::time::{now_rfc3339, parse_time};
+use crate::kube::events::{self, PendingEvent};
+use crate::kube::remediations::owned_remediations;
+use crate::kube::{evidence, policy_context, status};
+
+const CONTROLLER: &str = "incident";
+const MAX_TIMELINE: usize = 50;
+/// Label on every Remediation naming its Incident (hashed when the name is too long for a label).
+pub const INCIDENT_LABEL: &str = "salve.dev/incident";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("collecting evidence: {0}")]
+    Collect(#[source] kube::Error),
+    #[error("diagnosing: {0}")]
+    Diagnose(#[from] DiagnoseError),
+    #[error("asking the policy: {0}")]
+    Judge(#[source] kube::Error),
+    #[error("creating the remediation: {0}")]
+    CreateRemediation(#[source] kube::Error),
+    #[error("reading remediations: {0}")]
+    ReadRemediations(#[source] kube::Error),
+    #[error("writing the post-mortem: {0}")]
+    PostMortem(#[source] kube::Error),
+    #[error("writing status: {0}")]
+    WriteStatus(#[source] kube::Error),
+    #[error("illegal phase transition {0:?} -> {1:?}")]
+    IllegalTransition(IncidentPhase, IncidentPhase),
+}
+
+impl Error {
+    /// Errors that repeating the same request cannot fix: the API server rejected the content
+    /// (400 Bad Request, 422 Invalid) or the state machine refuses the move.
+    pub fn permanent_reason(&self) -> Option<&'static str> {
+        let rejected = |e: &kube::Error| matches!(e, kube::Error::Api(s) if s.code == 400 || s.code == 422);
+        match self {
+            Error::IllegalTransition(..) => Some(reason::ILLEGAL_TRANSITION),
+            Error::Collect(e)
+            | Error::Judge(e)
+            | Error::CreateRemediation(e)
+            | Error::ReadRemediations(e)
+            | Error::PostMortem(e)
+            | Error::WriteStatus(e)
+                if rejected(e) =>
+            {
+                Some(reason::REJECTED_BY_API_SERVER)
+            }
+            _ => None,
+        }
+    }
+}
+
+pub async fn reconcile(guard: Arc<DeserializeGuard<Incident>>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.metrics.reconciles.with_label_values(&[CONTROLLER]).inc();
+    let inc = match &guard.0 {
+        Ok(inc) => inc,
+        Err(invalid) => {
+            // Reported once per change; the controller keeps serving every other Incident.
+            let note = format!("cannot parse Incident: {}", invalid.error);
+            events::publish(&ctx.recorder, &guard.object_ref(&()), PendingEvent::warning(reason::INVALID_OBJECT, "Validate", note)).await;
+            return Ok(Action::await_change());
+        }
+    };
+    match reconcile_incident(inc, &ctx).await {
+        Err(e) if e.permanent_reason().is_some() => {
+            stall(inc, &ctx, &e).await?;
+            Ok(Action::await_change())
+        }
+        other => other,
+    }
+}
+
+/// Records a permanent error as the `Stalled` condition (once per distinct error) and a Warning
+/// Event. The Incident is reconciled again when it (or one of its Remediations) changes.
+async fn stall(inc: &Incident, ctx: &Context, e: &Error) -> Result<(), Error> {
+    let why = e.permanent_reason().unwrap_or(reason::REJECTED_BY_API_SERVER);
+    let message = format!("{e}; fix the cause and edit the Incident to retry");
+    tracing::warn!(incident = %inc.name_any(), error = %e, "incident stalled on a permanent error");
+    let mut st = inc.status.clone().unwrap_or_default();
+    let already =
+        st.conditions.iter().any(|c| c.type_ == condition_type::STALLED && c.status == ConditionStatus::True && c.message == message);
+    if already {
+        return Ok(());
+    }
+    set_condition(&mut st.conditions, Condition::new(condition_type::STALLED, ConditionStatus::True, why, message.clone(), &now_rfc3339()));
+    let api: Api<Incident> = Api::namespaced(ctx.client.clone(), &inc.namespace().unwrap_or_default());
+    status::apply_status(&api, inc, &st).await.map_err(Error::WriteStatus)?;
+    events::publish(&ctx.recorder, &inc.object_ref(&()), PendingEvent::warning(why, "Reconcile", message)).await;
+    Ok(())
+}
+
+async fn reconcile_incident(inc: &Incident, ctx: &Context) -> Result<Action, Error> {
+    let ns = inc.namespace().unwrap_or_else(|| "default".into());
+    let key = format!("{ns}/{}", inc.name_any());
+    let mut st = inc.status.clone().unwrap_or_default();
+    let mut pending = Vec::new();
+    let next = match st.phase {
+        IncidentPhase::Detected => Some(IncidentStep::new(IncidentPhase::Investigating, reason::INVESTIGATING, "collecting evidence")),
+        IncidentPhase::Investigating => Some(investigate(inc, &ns, &mut st, ctx, &mut pending).await?),
+        IncidentPhase::Diagnosed => Some(create_remediation(inc, &ns, &mut st, ctx).await?),
+        IncidentPhase::Remediating | IncidentPhase::Verifying => follow_remediation(&ns, &mut st, ctx).await?,
+        IncidentPhase::Resolved | IncidentPhase::Escalated => {
+            // A person may score the outcome later, and an archive upload may have failed:
+            // keep the post-mortem (ConfigMap, status copy, S3) in step.
+            let sync = sync_post_mortem(inc, &ns, &mut st, ctx).await.map_err(Error::PostMortem)?;
+            if sync.status_changed {
+                status::apply_status(&Api::<Incident>::namespaced(ctx.client.clone(), &ns), inc, &st).await.map_err(Error::WriteStatus)?;
+            }
+            events::publish_all(&ctx.recorder, &inc.object_ref(&()), sync.events).await;
+            return Ok(if sync.archive_pending { Action::requeue(ARCHIVE_RETRY) } else { Action::await_change() });
+        }
+    };
+    let Some(next) = next else {
+        return Ok(Action::requeue(Duration::from_secs(60)));
+    };
+    if !st.phase.allowed(next.to) {
+        return Err(Error::IllegalTransition(st.phase, next.to));
+    }
+    let now = now_rfc3339();
+    let from = st.phase;
+    st.phase = next.to;
+    st.observed_generation = inc.metadata.generation;
+    st.timeline.push(TimelineEntry { time: now.clone(), phase: next.to, message: next.message.clone() });
+    let len = st.timeline.len();
+    if len > MAX_TIMELINE {
+        st.timeline.drain(..len - MAX_TIMELINE);
+    }
+    let ready = if next.to.is_terminal() { ConditionStatus::True } else { ConditionStatus::False };
+    set_condition(&mut st.conditions, Condition::new(condition_type::READY, ready, next.reason, next.message.clone(), &now));
+    clear_stalled(&mut st.conditions, &now);
+    if next.to.is_terminal() {
+        // Never blocks the terminal phase: whatever fails here is retried by the next reconcile.
+        match sync_post_mortem(inc, &ns, &mut st, ctx).await {
+            Ok(sync) => pending.extend(sync.events),
+            Err(e) => tracing::warn!(incident = %key, error = %e, "post-mortem not written yet"),
+        }
+    }
+    let api: Api<Incident> = Api::namespaced(ctx.client.clone(), &ns);
+    status::apply_status(&api, inc, &st).await.map_err(Error::WriteStatus)?;
+    // Recorded: the answer is in status now, so the cache entry is no longer needed.
+    if from == IncidentPhase::Investigating {
+        forget_investigation(ctx, inc, st.attempts);
+    }
+    record_stage_time(inc, next.to, ctx);
+    tracing::info!(incident = %key, from = from.as_str(), to = next.to.as_str(), "incident transition");
+    pending.push(PendingEvent { warning: next.is_warning(), reason: next.reason, action: next.to.as_str(), note: next.message });
+    events::publish_all(&ctx.recorder, &inc.object_ref(&()), pending).await;
+    Ok(Action::requeue(Duration::from_secs(1)))
+}
+
+fn clear_stalled(conditions: &mut Vec<Condition>, now: &str) {
+    if conditions.iter().any(|c| c.type_ == condition_type::STALLED && c.status == ConditionStatus::True) {
+        set_condition(conditions, Condition::new(condition_type::STALLED, ConditionStatus::False, "Progressing", "", now));
+    }
+}
+
+fn record_stage_time(inc: &Incident, to: IncidentPhase, ctx: &Context) {
+    let stage = match to {
+        IncidentPhase::Diagnosed => "diagnose",
+        IncidentPhase::Verifying => "remediate",
+        IncidentPhase::Resolved => "resolve",
+        _ => return,
+    };
+    if let Some(created) = inc.meta().creation_timestamp.as_ref() {
+        let secs = k8s_openapi::jiff::Timestamp::now().duration_since(created.0).as_secs_f64();
+        ctx.metrics.durations.with_label_values(&[stage]).observe(secs.max(0.0));
+    }
+}
+
+fn investigation_key(inc: &Incident, attempt: u32) -> String {
+    format!("{}/{attempt}", inc.uid().unwrap_or_default())
+}
+
+fn forget_investigation(ctx: &Context, inc: &Incident, attempt: u32) {
+    ctx.unrecorded_diagnoses.lock().unwrap_or_else(|e| e.into_inner()).remove(&investigation_key(inc, attempt));
+}
+
+/// Investigating: collect the evidence, diagnose it, and judge the proposed action.
+async fn investigate(
+    inc: &Incident,
+    ns: &str,
+    st: &mut IncidentStatus,
+    ctx: &Context,
+    pending: &mut Vec<PendingEvent>,
+) -> Result<IncidentStep, Error> {
+    if st.attempts >= ctx.settings.max_attempts {
+        return Ok(IncidentStep::new(
+            IncidentPhase::Escalated,
+            reason::ATTEMPTS_EXHAUSTED,
+            format!("{} remediation attempt(s) did not resolve the incident", st.attempts),
+        ));
+    }
+    if !ctx.policy.allows_namespace(ns) {
+        // Nothing may change here, and the operator's RBAC may not even let it look.
+        return Ok(IncidentStep::new(
+            IncidentPhase::Escalated,
+            reason::NAMESPACE_NOT_ALLOWED,
+            format!(
+                "namespace {ns} is not in the allowed namespaces (--allowed-namespaces / SALVE_ALLOWED_NAMESPACES); a person must handle it"
+            ),
+        ));
+    }
+    let key = investigation_key(inc, st.attempts);
+    let cached = ctx.unrecorded_diagnoses.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+    let investigation = match cached {
+        Some(i) => i,
+        None => {
+            let input = match collect(inc, ns, st, ctx).await? {
+                Ok(input) => input,
+                Err(unavailable) => return Ok(unavailable),
+            };
+            let diagnosis = diagnose(&input, st, ctx).await?;
+            let i = Investigation { input, diagnosis };
+            ctx.unrecorded_diagnoses.lock().unwrap_or_else(|e| e.into_inner()).insert(key, i.clone());
+            i
+        }
+    };
+    record_investigation(&investigation, st, pending);
+    judge(ns, st, ctx, investigation.diagnosis, pending).await
+}
+
+/// Evidence (Kubernetes, then AWS when configured), redacted and bounded, with what the
+/// earlier attempts taught: `Err(step)` when the workload cannot be investigated at all.
+async fn collect(inc: &Incident, ns: &str, st: &IncidentStatus, ctx: &Context) -> Result<Result<DiagnosisInput, IncidentStep>, Error> {
+    let signal =
+        [inc.spec.source.alarm_name.as_deref(), inc.spec.source.reason.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(": ");
+    let mut raw = match evidence::collect(&ctx.client, &ctx.history, ns, &inc.spec.target.kind, &inc.spec.target.name, &signal).await {
+        Ok(ev) => ev,
+        Err(evidence::EvidenceError::Kube(e)) => return Err(Error::Collect(e)),
+        Err(e) => return Ok(Err(IncidentStep::new(IncidentPhase::Escalated, reason::EVIDENCE_UNAVAILABLE, e.to_string()))),
+    };
+    if let Some(source) = &ctx.cloud_evidence {
+        raw.cloud = Some(source.collect(&cloud_evidence_request(inc, ns)).await);
+    }
+    let excluded = owned_remediations(&ctx.client, ns, st)
+        .await
+        .map_err(Error::Collect)?
+        .iter()
+        .filter(|r| r.status.as_ref().is_some_and(|s| matches!(s.phase, RemediationPhase::Failed | RemediationPhase::Rejected)))
+        .map(|r| r.spec.action.kind)
+        .collect();
+    Ok(Ok(DiagnosisInput {
+        evidence: redact_and_bound(raw, &Bounds::default()),
+        feedback: st.feedback.clone(),
+        excluded,
+        limits: ActionLimits { max_memory: ctx.policy.max_memory.clone(), max_replicas: ctx.policy.max_replicas },
+    }))
+}
+
+/// One call of the diagnoser (the model, or the rules); its use is counted here, once.
+async fn diagnose(input: &DiagnosisInput, st: &mut IncidentStatus, ctx: &Context) -> Result<Diagnosis, Error> {
+    let diagnosis = ctx.diagnoser.diagnose(input).await?;
+    ctx.metrics.diagnoses.with_label_values(&[&diagnosis.model]).inc();
+    if let Some(call) = llm_call(&diagnosis) {
+        // A failed call is answered by the rules; label it with the model that was asked.
+        let model = if diagnosis.fallback_reason.is_some() {
+            ctx.settings.model_id.clone().unwrap_or_else(|| "unknown".into())
+        } else {
+            diagnosis.model.clone()
+        };
+        ctx.metrics.record_llm_call(&model, &call);
+        st.llm_usage.get_or_insert_default().record(&call);
+    }
+    Ok(diagnosis)
+}
+
+/// Writes the investigation into the status about to be applied.
+fn record_investigation(i: &Investigation, st: &mut IncidentStatus, pending: &mut Vec<PendingEvent>) {
+    let ev = &i.input.evidence;
+    let category = i.diagnosis.root_cause_category.map(|c| c.as_str()).unwrap_or("Unknown");
+    let markers: Vec<String> = ev
+        .pods
+        .iter()
+        .flat_map(|p| [p.waiting_reason.clone(), p.last_termination_reason.clone()])
+        .flatten()
+        .chain(ev.config_changes.iter().map(|c| format!("cm:{}/{}", c.config_map, c.key)))
+        .collect();
+    st.signature = Some(incident_signature(&ev.workload, category, &markers));
+    st.diagnosis_inputs = Some(PromptInputs::from(&i.input));
+    st.evidence = Some(ev.clone());
+    st.diagnosis = Some(i.diagnosis.clone());
+    if let Some(why) = &i.diagnosis.fallback_reason {
+        // The model failed; say so, so a reviewer knows this answer came from the rules.
+        let msg = format!("model diagnosis failed, offline rules answered: {why}");
+        let c = Condition::new(
+            condition_type::MODEL_DIAGNOSIS,
+            ConditionStatus::False,
+            reason::FELL_BACK_TO_RULES,
+            msg.clone(),
+            &now_rfc3339(),
+        );
+        set_condition(&mut st.conditions, c);
+        pending.push(PendingEvent::warning(reason::MODEL_FALLBACK, "Diagnose", msg));
+    }
+}
+
+/// The policy decides whether the proposed action may go ahead.
+async fn judge(
+    ns: &str,
+    st: &mut IncidentStatus,
+    ctx: &Context,
+    diagnosis: Diagnosis,
+    pending: &mut Vec<PendingEvent>,
+) -> Result<IncidentStep, Error> {
+    let Some(action) = diagnosis.proposed_action else {
+        return Ok(IncidentStep::new(IncidentPhase::Escalated, reason::NO_SAFE_ACTION, diagnosis.summary));
+    };
+    let pctx = policy_context::gather(&ctx.client, ns, &action, None).await.map_err(Error::Judge)?;
+    let now = now_rfc3339();
+    match ctx.policy.evaluate(&action, &pctx) {
+        Verdict::Refused { reason: why, message } => {
+            let msg = format!("policy refused {}: {message}", action.describe());
+            set_condition(
+                &mut st.conditions,
+                Condition::new(condition_type::POLICY_ALLOWED, ConditionStatus::False, why, msg.clone(), &now),
+            );
+            pending.push(PendingEvent::warning(reason::POLICY_REFUSED, "Diagnose", msg.clone()));
+            Ok(IncidentStep::new(IncidentPhase::Escalated, reason::POLICY_REFUSED, msg))
+        }
+        Verdict::Allowed { .. } => {
+            let c = Condition::new(condition_type::POLICY_ALLOWED, ConditionStatus::True, reason::ALLOWED, action.describe(), &now);
+            set_condition(&mut st.conditions, c);
+            let category = diagnosis.root_cause_category.map(|c| c.as_str()).unwrap_or("Unknown");
+            Ok(IncidentStep::new(IncidentPhase::Diagnosed, reason::DIAGNOSED, format!("{category}: {}", diagnosis.summary)))
+        }
+    }
+}
+
+/// What the cloud evidence source needs: the workload, the alarm metric and the alarm's time
+/// (the Incident's creation when the alarm's is missing or unreadable).
+fn cloud_evidence_request(inc: &Incident, ns: &str) -> CloudEvidenceRequest {
+    let source = &inc.spec.source;
+    let alarm_time = source
+        .state_change_time
+        .as_deref()
+        .and_then(parse_time)
+        .or_else(|| inc.meta().creation_timestamp.as_ref().map(|t| t.0))
+        .unwrap_or_else(k8s_openapi::jiff::Timestamp::now);
+    CloudEvidenceRequest {
+        namespace: ns.to_string(),
+        workload: inc.spec.target.name.clone(),
+        metric: source.metric.as_ref().map(|m| MetricRef {
+            namespace: m.namespace.clone(),
+            name: m.name.clone(),
+            dimensions: m.dimensions.clone(),
+            statistic: m.statistic.clone(),
+        }),
+        alarm_time,
+    }
+}
+
+/// The name of an Incident's `attempt`-th Remediation (always a valid object name).
+pub fn remediation_name(incident: &str, attempt: u32) -> String {
+    derived_name(incident, &format!("-r{attempt}"))
+}
+
+async fn create_remediation(inc: &Incident, ns: &str, st: &mut IncidentStatus, ctx: &Context) -> Result<IncidentStep, Error> {
+    let Some(diagnosis) = st.diagnosis.clone() else {
+        return Ok(IncidentStep::new(IncidentPhase::Investigating, reason::REDIAGNOSE, "diagnosis missing"));
+    };
+    let Some(action) = diagnosis.proposed_action.clone() else {
+        return Ok(IncidentStep::new(IncidentPhase::Escalated, reason::NO_SAFE_ACTION, diagnosis.summary));
+    };
+    let attempt = st.attempts + 1;
+    let name = remediation_name(&inc.name_any(), attempt);
+    let pctx = policy_context::gather(&ctx.client, ns, &action, Some(&name)).await.map_err(Error::Judge)?;
+    let (risk, auto) = match ctx.policy.evaluate(&action, &pctx) {
+        Verdict::Allowed { risk, auto_approve, .. } => (risk, auto_approve),
+        // The Remediation controller refuses it with a condition and an Event.
+        Verdict::Refused { .. } => (Risk::of(action.kind), false),
+    };
+    let (state, by) = initial_approval(auto);
+    let owner = OwnerReference {
+        api_version: Incident::api_version(&()).into(),
+        kind: Incident::kind(&()).into(),
+        name: inc.name_any(),
+        uid: inc.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    };
+    let rem = Remediation {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(ns.to_string()),
+            owner_references: Some(vec![owner]),
+            labels: Some([(INCIDENT_LABEL.to_string(), label_value(&inc.name_any()))].into_iter().collect()),
+            ..Default::default()
+        },
+        spec: RemediationSpec {
+            incident_ref: inc.name_any(),
+            action: action.clone(),
+            rationale: diagnosis.summary.clone(),
+            risk,
+            approval: Some(Approval { state, feedback: None, by }),
+            verification: Verification { window_seconds: ctx.settings.verify_window_seconds },
+        },
+        status: None,
+    };
+    let api: Api<Remediation> = Api::namespaced(ctx.client.clone(), ns);
+    match api.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &rem).await {
+        Ok(_) => {}
+        // Created before a restart, but the status write was lost: adopt it.
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => return Err(Error::CreateRemediation(e)),
+    }
+    if !st.remediations.contains(&name) {
+        st.remediations.push(name.clone());
+    }
+    st.attempts = attempt;
+    let how = if auto { "auto-approved by policy" } else { "waiting for approval" };
+    Ok(IncidentStep::new(IncidentPhase::Remediating, reason::REMEDIATION_CREATED, format!("{name}: {} ({how})", action.describe())))
+}
+
+/// Remediating / Verifying: read the latest Remediation and let `after_remediation` decide.
+async fn follow_remediation(ns: &str, st: &mut IncidentStatus, ctx: &Context) -> Result<Option<IncidentStep>, Error> {
+    let Some(name) = st.remediations.last().cloned() else {
+        return Ok(Some(IncidentStep::new(IncidentPhase::Investigating, reason::REDIAGNOSE, "no remediation found")));
+    };
+    let api: Api<Remediation> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(rem) = api.get_opt(&name).await.map_err(Error::ReadRemediations)? else {
+        return Ok(Some(IncidentStep::new(IncidentPhase::Investigating, reason::REDIAGNOSE, format!("remediation {name} was deleted"))));
+    };
+    let rs = rem.status.clone().unwrap_or_default();
+    // A person's rejection in spec, or a reviewer's words on a closed pull request.
+    let feedback = rem.spec.approval.as_ref().and_then(|a| a.feedback.clone()).or_else(|| rs.feedback.clone()).unwrap_or_default();
+    let report = RemediationReport {
+        name: name.clone(),
+        phase: rs.phase,
+        ready_reason: rs.conditions.iter().find(|c| c.type_ == condition_type::READY).map(|c| c.reason.clone()),
+        last_failure: rs
+            .conditions
+            .iter()
+            .rev()
+            .find(|c| c.status == ConditionStatus::False)
+            .map(|c| c.message.clone())
+            .unwrap_or_default(),
+        verification: rs.verification.as_ref().map(|v| v.message.clone()).unwrap_or_default(),
+        dry_run_result: rs.dry_run_result.clone().unwrap_or_default(),
+        feedback: feedback.clone(),
+    };
+    if rs.phase == RemediationPhase::Rejected && !feedback.is_empty() && !st.feedback.contains(&feedback) {
+        st.feedback.push(feedback);
+    }
+    Ok(after_remediation(st.phase, st.attempts, ctx.settings.max_attempts, &report))
+}
+
+pub fn error_policy(_obj: Arc<DeserializeGuard<Incident>>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.failures.with_label_values(&[CONTROLLER]).inc();
+    tracing::warn!(error = %err, "incident reconcile failed");
+    Action::requeue(Duration::from_secs(2))
+}
+
+/// The Incidents this controller has seen, for the by-phase gauge (read while leading only).
+pub type IncidentStore = Store<DeserializeGuard<Incident>>;
+
+/// Runs the controller until `shutdown`; `on_store` receives its cache once it exists.
+pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken, on_store: impl FnOnce(IncidentStore)) {
+    let incidents = Api::<DeserializeGuard<Incident>>::all(ctx.client.clone());
+    let remediations = Api::<DeserializeGuard<Remediation>>::all(ctx.client.clone());
+    let controller = Controller::new(incidents, watcher::Config::default());
+    on_store(controller.store());
+    controller
+        .owns(remediations, watcher::Config::default())
+        .graceful_shutdown_on(async move { shutdown.cancelled().await })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "incident controller event");
+            }
+        })
+        .await;
+}

@@ -1,0 +1,224 @@
+//! Remediation controller: policy -> approval -> snapshot -> apply -> verify -> (undo).
+//! In-cluster changes and pull requests share the first and last steps; their own steps are in
+//! `in_cluster` and `pull_request`. A permanent error ends in a `Stalled` condition and a
+//! Warning Event, and the Remediation waits for a change instead of retrying.
+
+mod in_cluster;
+mod pull_request;
+mod step;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+use tokio_util::sync::CancellationToken;
+
+pub use self::step::Error;
+use self::step::{Step, cond, step};
+use crate::controllers::context::Context;
+use crate::crd::*;
+use crate::domain::approval::{ApprovalDecision, decide, persons_decision};
+use crate::domain::policy::Verdict;
+use crate::domain::time::now_rfc3339;
+use crate::kube::events::{self, PendingEvent};
+use crate::kube::{policy_context, status};
+
+const CONTROLLER: &str = "remediation";
+
+pub async fn reconcile(guard: Arc<DeserializeGuard<Remediation>>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.metrics.reconciles.with_label_values(&[CONTROLLER]).inc();
+    let rem = match &guard.0 {
+        Ok(r) => r,
+        Err(invalid) => {
+            let note = format!("cannot parse Remediation: {}", invalid.error);
+            events::publish(&ctx.recorder, &guard.object_ref(&()), PendingEvent::warning(reason::INVALID_OBJECT, "Validate", note)).await;
+            return Ok(Action::await_change());
+        }
+    };
+    match reconcile_remediation(rem, &ctx).await {
+        Err(e) if e.permanent_reason().is_some() => {
+            stall(rem, &ctx, &e).await?;
+            Ok(Action::await_change())
+        }
+        other => other,
+    }
+}
+
+/// Records a permanent error as the `Stalled` condition (once per distinct error) and a Warning Event.
+async fn stall(rem: &Remediation, ctx: &Context, e: &Error) -> Result<(), Error> {
+    let why = e.permanent_reason().unwrap_or(reason::REJECTED_BY_API_SERVER);
+    let message = format!("{e}; fix the cause and edit the Remediation to retry");
+    tracing::warn!(remediation = %rem.name_any(), error = %e, "remediation stalled on a permanent error");
+    let mut st = rem.status.clone().unwrap_or_default();
+    if st.conditions.iter().any(|c| c.type_ == condition_type::STALLED && c.status == ConditionStatus::True && c.message == message) {
+        return Ok(());
+    }
+    set_condition(&mut st.conditions, Condition::new(condition_type::STALLED, ConditionStatus::True, why, message.clone(), &now_rfc3339()));
+    let api: Api<Remediation> = Api::namespaced(ctx.client.clone(), &rem.namespace().unwrap_or_default());
+    status::apply_status(&api, rem, &st).await.map_err(Error::WriteStatus)?;
+    events::publish(&ctx.recorder, &rem.object_ref(&()), PendingEvent::warning(why, "Reconcile", message)).await;
+    Ok(())
+}
+
+async fn reconcile_remediation(rem: &Remediation, ctx: &Context) -> Result<Action, Error> {
+    let ns = rem.namespace().unwrap_or_else(|| "default".into());
+    let mut st = rem.status.clone().unwrap_or_default();
+    let is_pr = rem.spec.action.kind == ActionKind::PullRequest;
+    let next = match st.phase {
+        RemediationPhase::Pending => Some(evaluate(rem, &ns, ctx).await?),
+        RemediationPhase::AwaitingApproval => approval(rem),
+        RemediationPhase::Approved => Some(prepare(rem, &ns, &mut st, ctx).await?),
+        RemediationPhase::Applying if is_pr => Some(pull_request::open(rem, &ns, &mut st, ctx).await?),
+        RemediationPhase::Applying => Some(in_cluster::apply(rem, &ns, &mut st, ctx).await?),
+        RemediationPhase::AwaitingMerge => pull_request::await_merge(rem, &mut st, ctx).await?,
+        RemediationPhase::RollingOut => pull_request::roll_out(rem, &ns, &mut st, ctx).await?,
+        RemediationPhase::Verifying => in_cluster::check(rem, &ns, &mut st, ctx).await?,
+        RemediationPhase::RollingBack if is_pr => Some(pull_request::revert(rem, &ns, &mut st, ctx).await?),
+        RemediationPhase::RollingBack => Some(in_cluster::roll_back(&ns, &st, ctx).await?),
+        _ => None,
+    };
+    let Some(next) = next else {
+        return Ok(match st.phase {
+            p if p.is_terminal() => Action::await_change(),
+            p => requeue_after(p, ctx).unwrap_or(Action::requeue(Duration::from_secs(30))),
+        });
+    };
+    if !st.phase.allowed(next.to) {
+        return Err(Error::IllegalTransition(st.phase, next.to));
+    }
+    let now = now_rfc3339();
+    st.phase = next.to;
+    st.observed_generation = rem.metadata.generation;
+    if let Some(c) = next.condition {
+        set_condition(&mut st.conditions, c);
+    }
+    let ready = if next.to.is_terminal() { ConditionStatus::True } else { ConditionStatus::False };
+    set_condition(&mut st.conditions, Condition::new(condition_type::READY, ready, next.reason, next.message.clone(), &now));
+    if st.conditions.iter().any(|c| c.type_ == condition_type::STALLED && c.status == ConditionStatus::True) {
+        set_condition(&mut st.conditions, Condition::new(condition_type::STALLED, ConditionStatus::False, "Progressing", "", &now));
+    }
+    let api: Api<Remediation> = Api::namespaced(ctx.client.clone(), &ns);
+    status::apply_status(&api, rem, &st).await.map_err(Error::WriteStatus)?;
+    tracing::info!(remediation = %rem.name_any(), to = next.to.as_str(), "remediation transition");
+    let event = PendingEvent { warning: next.warning, reason: next.reason, action: next.to.as_str(), note: next.message };
+    events::publish(&ctx.recorder, &rem.object_ref(&()), event).await;
+    Ok(match next.to {
+        p if p.is_terminal() => Action::await_change(),
+        p => requeue_after(p, ctx).unwrap_or(Action::requeue(Duration::from_millis(200))),
+    })
+}
+
+/// Phases that wait on the outside world are polled.
+fn requeue_after(phase: RemediationPhase, ctx: &Context) -> Option<Action> {
+    match phase {
+        RemediationPhase::AwaitingMerge => Some(Action::requeue(ctx.settings.github_poll)),
+        RemediationPhase::Verifying | RemediationPhase::RollingOut => Some(Action::requeue(ctx.settings.verify_poll)),
+        _ => None,
+    }
+}
+
+fn refused(action: &ProposedAction, why: &'static str, message: &str) -> Step {
+    let msg = format!("policy refused {}: {message}", action.describe());
+    Step {
+        to: RemediationPhase::Refused,
+        condition: cond(condition_type::POLICY_ALLOWED, false, why, &msg),
+        reason: reason::POLICY_REFUSED,
+        message: msg,
+        warning: true,
+    }
+}
+
+/// Pending: the policy decides, whatever the spec says.
+async fn evaluate(rem: &Remediation, ns: &str, ctx: &Context) -> Result<Step, Error> {
+    let action = &rem.spec.action;
+    let pctx = policy_context::gather(&ctx.client, ns, action, Some(&rem.name_any())).await?;
+    let auto_approve = match ctx.policy.evaluate(action, &pctx) {
+        Verdict::Refused { reason: why, message } => return Ok(refused(action, why, &message)),
+        Verdict::Allowed { auto_approve, .. } => auto_approve,
+    };
+    if let Some(refusal) = pull_request::refuse_without_github(action, ctx) {
+        return Ok(refusal);
+    }
+    let recorded = rem.spec.approval.as_ref().map(|a| (a.state, a.by.as_deref()));
+    let mut s = match decide(recorded, auto_approve) {
+        ApprovalDecision::ApprovedByPerson => step(RemediationPhase::Approved, reason::APPROVED, "approved by a person"),
+        ApprovalDecision::AutoApproved => step(
+            RemediationPhase::Approved,
+            reason::AUTO_APPROVED,
+            format!("{} is within the policy's auto-approve risk", action.describe()),
+        ),
+        ApprovalDecision::AwaitPerson => step(
+            RemediationPhase::AwaitingApproval,
+            reason::AWAITING_APPROVAL,
+            format!(
+                "{} ({:?} risk) needs approval: kubectl patch remediation {} --type merge -p '{{\"spec\":{{\"approval\":{{\"state\":\"Approved\",\"by\":\"<you>\"}}}}}}'",
+                action.describe(),
+                rem.spec.risk,
+                rem.name_any()
+            ),
+        ),
+    };
+    s.condition = cond(condition_type::POLICY_ALLOWED, true, reason::ALLOWED, &action.describe());
+    Ok(s)
+}
+
+/// AwaitingApproval: only a person's decision in `spec.approval` moves it on.
+fn approval(rem: &Remediation) -> Option<Step> {
+    let a = rem.spec.approval.as_ref()?;
+    let by = a.by.clone().unwrap_or_else(|| "a person".into());
+    match persons_decision(a.state, a.by.as_deref())? {
+        ApprovalState::Pending => None,
+        ApprovalState::Approved => Some(Step {
+            condition: cond(condition_type::APPROVED, true, reason::APPROVED, &format!("approved by {by}")),
+            ..step(RemediationPhase::Approved, reason::APPROVED, format!("approved by {by}"))
+        }),
+        ApprovalState::Rejected => {
+            let fb = a.feedback.clone().unwrap_or_default();
+            Some(Step {
+                condition: cond(condition_type::APPROVED, false, reason::REJECTED, &fb),
+                ..step(RemediationPhase::Rejected, reason::REJECTED, format!("rejected by {by}: {fb}"))
+            })
+        }
+    }
+}
+
+/// Approved: re-check the policy (the in-flight rule may have changed), then let the kind of
+/// change take its snapshot (or dry-run).
+async fn prepare(rem: &Remediation, ns: &str, st: &mut RemediationStatus, ctx: &Context) -> Result<Step, Error> {
+    let action = &rem.spec.action;
+    let pctx = policy_context::gather(&ctx.client, ns, action, Some(&rem.name_any())).await?;
+    if let Verdict::Refused { reason: why, message } = ctx.policy.evaluate(action, &pctx) {
+        return Ok(refused(action, why, &message));
+    }
+    if action.kind == ActionKind::PullRequest {
+        return pull_request::prepare(rem, ns, st, ctx).await;
+    }
+    in_cluster::prepare(rem, ns, st, ctx).await
+}
+
+pub fn error_policy(_obj: Arc<DeserializeGuard<Remediation>>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.failures.with_label_values(&[CONTROLLER]).inc();
+    tracing::warn!(error = %err, "remediation reconcile failed");
+    match err {
+        // GitHub is down or rate limiting: back off longer than for a conflict with the API server.
+        Error::Github(_) => Action::requeue(ctx.settings.github_retry),
+        _ => Action::requeue(Duration::from_secs(2)),
+    }
+}
+
+pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
+    let api = Api::<DeserializeGuard<Remediation>>::all(ctx.client.clone());
+    Controller::new(api, watcher::Config::default())
+        .graceful_shutdown_on(async move { shutdown.cancelled().await })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "remediation controller event");
+            }
+        })
+        .await;
+}

@@ -1,0 +1,13 @@
+//! Everything that reads or writes the Kubernetes API on the controllers' behalf: evidence
+//! collection, applying and undoing actions, workload health, ConfigMap history, status
+//! writes, Events and leader election.
+
+pub mod actions;
+pub mod config_history;
+pub mod events;
+pub mod evidence;
+pub mod health;
+pub mod leader;
+pub mod policy_context;
+pub mod remediations;
+pub mod status;
