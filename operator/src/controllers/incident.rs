@@ -242,7 +242,7 @@ async fn investigate(
                 Ok(input) => input,
                 Err(unavailable) => return Ok(unavailable),
             };
-            let diagnosis = diagnose(&input, st, ctx).await?;
+            let diagnosis = diagnose(&input, ctx).await?;
             let i = Investigation { input, diagnosis };
             ctx.unrecorded_diagnoses.lock().unwrap_or_else(|e| e.into_inner()).insert(key, i.clone());
             i
@@ -280,19 +280,18 @@ async fn collect(inc: &Incident, ns: &str, st: &IncidentStatus, ctx: &Context) -
     }))
 }
 
-/// One call of the diagnoser (the model, or the rules); its use is counted here, once.
-async fn diagnose(input: &DiagnosisInput, st: &mut IncidentStatus, ctx: &Context) -> Result<Diagnosis, Error> {
+/// One call of the diagnoser (the model, or the rules); the call is counted in metrics here,
+/// once, and in the Incident's usage when the investigation is recorded.
+async fn diagnose(input: &DiagnosisInput, ctx: &Context) -> Result<Diagnosis, Error> {
     let diagnosis = ctx.diagnoser.diagnose(input).await?;
     ctx.metrics.diagnoses.with_label_values(&[&diagnosis.model]).inc();
     if let Some(call) = llm_call(&diagnosis) {
         // A failed call is answered by the rules; label it with the model that was asked.
-        let model = if diagnosis.fallback_reason.is_some() {
-            ctx.settings.model_id.clone().unwrap_or_else(|| "unknown".into())
-        } else {
-            diagnosis.model.clone()
+        let model = match diagnosis.fallback_reason {
+            Some(_) => ctx.settings.model_id.clone().unwrap_or_else(|| "unknown".into()),
+            None => diagnosis.model.clone(),
         };
         ctx.metrics.record_llm_call(&model, &call);
-        st.llm_usage.get_or_insert_default().record(&call);
     }
     Ok(diagnosis)
 }
@@ -312,6 +311,9 @@ fn record_investigation(i: &Investigation, st: &mut IncidentStatus, pending: &mu
     st.diagnosis_inputs = Some(PromptInputs::from(&i.input));
     st.evidence = Some(ev.clone());
     st.diagnosis = Some(i.diagnosis.clone());
+    if let Some(call) = llm_call(&i.diagnosis) {
+        st.llm_usage.get_or_insert_default().record(&call);
+    }
     if let Some(why) = &i.diagnosis.fallback_reason {
         // The model failed; say so, so a reviewer knows this answer came from the rules.
         let msg = format!("model diagnosis failed, offline rules answered: {why}");

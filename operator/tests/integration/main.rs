@@ -20,3 +20,4 @@ mod pull_requests;
 mod reconcile_steps;
 mod replay;
 mod scenarios;
+mod status_first;

@@ -118,6 +118,11 @@ struct Target {
 
 async fn handle(State(st): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = uri.path().to_string();
+    let fault = st.lock().take_fault(method.as_str(), &path);
+    if let Some(code) = fault {
+        let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return status_error(code, "InternalError", "scripted failure (fake-kube fault injection)");
+    }
     let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     let query = Query::parse(uri.query());
     let (group, version, rest): (&str, &str, &[&str]) = match segs.as_slice() {

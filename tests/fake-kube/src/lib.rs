@@ -19,7 +19,8 @@
 //! - CEL rules (`x-kubernetes-validations`) of registered CRDs, enforced with kube-cel
 //! - `Table` responses (CRD printer columns) for `kubectl get`
 //! - a request log (user = bearer token, RBAC group/resource/verb) so tests can assert what was
-//!   (not) done and by whom
+//!   (not) done and by whom, and scripted failures (`fail_requests`) as a loaded server gives them
+//! - ObjectMeta validation of names and labels (422 `Invalid`, as the real server words it)
 //!
 //! Not modelled: authentication/authorization (every token is allowed, only recorded),
 //! admission webhooks, OpenAPI schema validation and the `/openapi` documents (use
@@ -41,7 +42,7 @@ use std::sync::{Arc, Mutex};
 
 pub use patch::{json_patch_lenient, merge_patch, strategic_merge_patch};
 pub use registry::ResourceType;
-pub use store::{LoggedRequest, Store};
+pub use store::{Fault, LoggedRequest, Store};
 
 /// A running fake API server on 127.0.0.1 at a free port. Dropping it stops the server.
 pub struct FakeKube {
@@ -89,6 +90,11 @@ impl FakeKube {
     }
 
     /// Every resource request seen so far (user, verb, path, patch type, field manager, body).
+    /// Scripts a failure (see `Fault`): e.g. the second status write of an Incident answers 500.
+    pub fn fail_requests(&self, fault: Fault) {
+        self.store.lock().unwrap_or_else(|e| e.into_inner()).faults.push(fault);
+    }
+
     pub fn requests(&self) -> Vec<LoggedRequest> {
         self.lock().requests.clone()
     }

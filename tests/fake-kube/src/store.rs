@@ -62,6 +62,18 @@ pub enum PatchKind {
 
 const HISTORY_LIMIT: usize = 10_000;
 
+/// A scripted failure: the next `times` requests with this method whose path ends with
+/// `path_suffix`, after `skip` matching ones pass, get `status`. Real API servers do fail this
+/// way (etcd timeouts: 500/504, overload: 429/503); tests use it to prove nothing is repeated.
+#[derive(Clone, Debug)]
+pub struct Fault {
+    pub method: String,
+    pub path_suffix: String,
+    pub status: u16,
+    pub skip: u32,
+    pub times: u32,
+}
+
 pub struct Store {
     pub rv: u64,
     pub types: Vec<ResourceType>,
@@ -72,6 +84,8 @@ pub struct Store {
     pub requests: Vec<LoggedRequest>,
     pub pod_logs: HashMap<(String, String), String>,
     uid_counter: u64,
+    /// Scripted failures (see `FakeKube::fail_requests`).
+    pub faults: Vec<Fault>,
 }
 
 fn now() -> String {
@@ -118,6 +132,7 @@ impl Store {
             requests: Vec::new(),
             pod_logs: HashMap::new(),
             uid_counter: 0,
+            faults: Vec::new(),
         }
     }
 
@@ -272,6 +287,17 @@ impl Store {
             return Ok(());
         }
         Err(StoreError::Invalid(format!("{} \"{name}\" is invalid: {}", rt.kind, errs.join(", "))))
+    }
+
+    /// The status to fail this request with, if a scripted fault matches (and counts it).
+    pub fn take_fault(&mut self, method: &str, path: &str) -> Option<u16> {
+        let f = self.faults.iter_mut().find(|f| f.method == method && path.ends_with(&f.path_suffix) && f.times > 0)?;
+        if f.skip > 0 {
+            f.skip -= 1;
+            return None;
+        }
+        f.times -= 1;
+        Some(f.status)
     }
 
     /// Enforces the CRD's CEL rules (transition rules when `old` is given).
