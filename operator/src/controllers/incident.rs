@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::Context;
 use super::post_mortem::{ARCHIVE_RETRY, sync_post_mortem};
+use super::stalled;
 use crate::crd::*;
 use crate::domain::approval::initial_approval;
 use crate::domain::cloud_evidence::{CloudEvidenceRequest, MetricRef};
@@ -103,23 +104,15 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Incident>>, ctx: Arc<Context>
     }
 }
 
-/// Records a permanent error as the `Stalled` condition (once per distinct error) and a Warning
-/// Event. The Incident is reconciled again when it (or one of its Remediations) changes.
+/// Records a permanent error; the Incident is reconciled again when it (or one of its
+/// Remediations) changes.
 async fn stall(inc: &Incident, ctx: &Context, e: &Error) -> Result<(), Error> {
     let why = e.permanent_reason().unwrap_or(reason::REJECTED_BY_API_SERVER);
-    let message = format!("{e}; fix the cause and edit the Incident to retry");
     tracing::warn!(incident = %inc.name_any(), error = %e, "incident stalled on a permanent error");
-    let mut st = inc.status.clone().unwrap_or_default();
-    let already =
-        st.conditions.iter().any(|c| c.type_ == condition_type::STALLED && c.status == ConditionStatus::True && c.message == message);
-    if already {
-        return Ok(());
-    }
-    set_condition(&mut st.conditions, Condition::new(condition_type::STALLED, ConditionStatus::True, why, message.clone(), &now_rfc3339()));
     let api: Api<Incident> = Api::namespaced(ctx.client.clone(), &inc.namespace().unwrap_or_default());
-    status::apply_status(&api, inc, &st).await.map_err(Error::WriteStatus)?;
-    events::publish(&ctx.recorder, &inc.object_ref(&()), PendingEvent::warning(why, "Reconcile", message)).await;
-    Ok(())
+    let message = format!("{e}; fix the cause and edit the Incident to retry");
+    let st = inc.status.clone().unwrap_or_default();
+    stalled::stall(&ctx.recorder, &api, inc, st, |s| &mut s.conditions, why, message).await.map_err(Error::WriteStatus)
 }
 
 async fn reconcile_incident(inc: &Incident, ctx: &Context) -> Result<Action, Error> {
@@ -160,7 +153,7 @@ async fn reconcile_incident(inc: &Incident, ctx: &Context) -> Result<Action, Err
     }
     let ready = if next.to.is_terminal() { ConditionStatus::True } else { ConditionStatus::False };
     set_condition(&mut st.conditions, Condition::new(condition_type::READY, ready, next.reason, next.message.clone(), &now));
-    clear_stalled(&mut st.conditions, &now);
+    stalled::clear_stalled(&mut st.conditions, &now);
     if next.to.is_terminal() {
         // Never blocks the terminal phase: whatever fails here is retried by the next reconcile.
         match sync_post_mortem(inc, &ns, &mut st, ctx).await {
@@ -179,12 +172,6 @@ async fn reconcile_incident(inc: &Incident, ctx: &Context) -> Result<Action, Err
     pending.push(PendingEvent { warning: next.is_warning(), reason: next.reason, action: next.to.as_str(), note: next.message });
     events::publish_all(&ctx.recorder, &inc.object_ref(&()), pending).await;
     Ok(Action::requeue(Duration::from_secs(1)))
-}
-
-fn clear_stalled(conditions: &mut Vec<Condition>, now: &str) {
-    if conditions.iter().any(|c| c.type_ == condition_type::STALLED && c.status == ConditionStatus::True) {
-        set_condition(conditions, Condition::new(condition_type::STALLED, ConditionStatus::False, "Progressing", "", now));
-    }
 }
 
 fn record_stage_time(inc: &Incident, to: IncidentPhase, ctx: &Context) {

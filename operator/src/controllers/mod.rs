@@ -5,3 +5,4 @@ pub mod context;
 pub mod incident;
 pub mod post_mortem;
 pub mod remediation;
+pub mod stalled;

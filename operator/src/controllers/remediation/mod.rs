@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::step::Error;
 use self::step::{Step, cond, step};
 use crate::controllers::context::Context;
+use crate::controllers::stalled;
 use crate::crd::*;
 use crate::domain::approval::{ApprovalDecision, decide, persons_decision};
 use crate::domain::policy::Verdict;
@@ -48,20 +49,14 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Remediation>>, ctx: Arc<Conte
     }
 }
 
-/// Records a permanent error as the `Stalled` condition (once per distinct error) and a Warning Event.
+/// Records a permanent error; the Remediation is reconciled again when it changes.
 async fn stall(rem: &Remediation, ctx: &Context, e: &Error) -> Result<(), Error> {
     let why = e.permanent_reason().unwrap_or(reason::REJECTED_BY_API_SERVER);
-    let message = format!("{e}; fix the cause and edit the Remediation to retry");
     tracing::warn!(remediation = %rem.name_any(), error = %e, "remediation stalled on a permanent error");
-    let mut st = rem.status.clone().unwrap_or_default();
-    if st.conditions.iter().any(|c| c.type_ == condition_type::STALLED && c.status == ConditionStatus::True && c.message == message) {
-        return Ok(());
-    }
-    set_condition(&mut st.conditions, Condition::new(condition_type::STALLED, ConditionStatus::True, why, message.clone(), &now_rfc3339()));
     let api: Api<Remediation> = Api::namespaced(ctx.client.clone(), &rem.namespace().unwrap_or_default());
-    status::apply_status(&api, rem, &st).await.map_err(Error::WriteStatus)?;
-    events::publish(&ctx.recorder, &rem.object_ref(&()), PendingEvent::warning(why, "Reconcile", message)).await;
-    Ok(())
+    let message = format!("{e}; fix the cause and edit the Remediation to retry");
+    let st = rem.status.clone().unwrap_or_default();
+    stalled::stall(&ctx.recorder, &api, rem, st, |s| &mut s.conditions, why, message).await.map_err(Error::WriteStatus)
 }
 
 async fn reconcile_remediation(rem: &Remediation, ctx: &Context) -> Result<Action, Error> {
@@ -98,9 +93,7 @@ async fn reconcile_remediation(rem: &Remediation, ctx: &Context) -> Result<Actio
     }
     let ready = if next.to.is_terminal() { ConditionStatus::True } else { ConditionStatus::False };
     set_condition(&mut st.conditions, Condition::new(condition_type::READY, ready, next.reason, next.message.clone(), &now));
-    if st.conditions.iter().any(|c| c.type_ == condition_type::STALLED && c.status == ConditionStatus::True) {
-        set_condition(&mut st.conditions, Condition::new(condition_type::STALLED, ConditionStatus::False, "Progressing", "", &now));
-    }
+    stalled::clear_stalled(&mut st.conditions, &now);
     let api: Api<Remediation> = Api::namespaced(ctx.client.clone(), &ns);
     status::apply_status(&api, rem, &st).await.map_err(Error::WriteStatus)?;
     tracing::info!(remediation = %rem.name_any(), to = next.to.as_str(), "remediation transition");
