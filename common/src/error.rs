@@ -21,9 +21,12 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
+    /// Machine-readable, e.g. `validation_failed`, `not_found`, `payload_too_large`.
     pub code: String,
     pub message: String,
-    #[schema(value_type = Object)]
+    /// Always present: an object with specifics (e.g. the unknown SKUs) when there are any,
+    /// otherwise `null`.
+    #[schema(value_type = Object, nullable, required = true)]
     pub details: Value,
 }
 
@@ -58,6 +61,25 @@ impl ApiError {
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message)
+    }
+    pub fn payload_too_large(limit_bytes: usize) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the request body is larger than {limit_bytes} bytes"))
+            .with_details(serde_json::json!({"limit_bytes": limit_bytes}))
+    }
+    pub fn uri_too_long(limit_bytes: usize) -> Self {
+        Self::new(StatusCode::URI_TOO_LONG, "uri_too_long", format!("the request URI is longer than {limit_bytes} bytes"))
+            .with_details(serde_json::json!({"limit_bytes": limit_bytes}))
+    }
+    pub fn headers_too_large(limit_bytes: usize) -> Self {
+        Self::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("the request header fields take more than {limit_bytes} bytes"),
+        )
+        .with_details(serde_json::json!({"limit_bytes": limit_bytes}))
+    }
     /// The cause is logged here, once; the client gets no internals.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -65,10 +87,16 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    pub fn into_body(self) -> ErrorBody {
+        ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message, details: self.details } }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message, details: self.details } };
-        (self.status, Json(body)).into_response()
+        let status = self.status;
+        (status, Json(self.into_body())).into_response()
     }
 }
 

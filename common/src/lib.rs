@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod aws;
 pub mod backend;
+pub mod connection;
 pub mod db;
 pub mod error;
 pub mod extract;

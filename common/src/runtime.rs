@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::ApiKeys;
+use crate::connection::EdgeListener;
 use crate::db::{Db, DbError};
 use crate::http::{GaugeRefresher, Plumbing, ReadinessCheck, assemble};
 use crate::messaging::dead_letters::{DeadLetterStore, SqliteDeadLetters};
@@ -105,7 +106,14 @@ impl Runtime {
         Arc::new(Inbox::new(handler, self.settings.clone(), self.metrics.clone(), self.clock.clone(), self.dead_letters.clone()))
     }
 
-    pub fn router(&self, business: Router, inbox: Arc<Inbox>, gauges: Arc<dyn GaugeRefresher>, openapi: serde_json::Value) -> Router {
+    /// `openapi` documents the business routes; the shared ones are added as they are mounted.
+    pub fn router(
+        &self,
+        business: Router,
+        inbox: Arc<Inbox>,
+        gauges: Arc<dyn GaugeRefresher>,
+        openapi: utoipa::openapi::OpenApi,
+    ) -> Router {
         assemble(
             business,
             Plumbing {
@@ -118,7 +126,7 @@ impl Runtime {
                 http_inbox: self.http_inbox,
                 clock: self.clock.clone(),
                 gauges,
-                openapi: Arc::new(openapi),
+                openapi,
             },
         )
     }
@@ -136,9 +144,11 @@ impl Runtime {
     }
 }
 
-/// Serves until `stop`: then stops accepting and lets in-flight requests finish.
+/// Serves until `stop`: then stops accepting and lets in-flight requests finish. Requests hyper
+/// refuses before they reach the router are answered in the JSON error shape too
+/// ([`EdgeListener`]).
 pub async fn serve(listener: TcpListener, router: Router, stop: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await
+    axum::serve(EdgeListener::new(listener), router).with_graceful_shutdown(stop.cancelled_owned()).await
 }
 
 /// The life of a service process: deliver the outbox through `sink`, serve `router` on `listen`

@@ -20,6 +20,9 @@ use tokio_util::sync::CancellationToken;
 pub struct Settings {
     /// A request that takes longer is answered 503 and its work abandoned.
     pub request_timeout_ms: u64,
+    /// A request body not fully received within this long is answered 408: a client that sends
+    /// less than its Content-Length hears so at once, instead of waiting for the request timeout.
+    pub body_timeout_ms: u64,
     /// Read connections to the service's database.
     pub pool_size: usize,
     /// /readyz fails when the oldest undelivered message is older than this.
@@ -49,7 +52,7 @@ pub struct RouteFault {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { request_timeout_ms: 10_000, pool_size: 8, outbox_stuck_after_secs: 120, faults: Faults::default() }
+        Self { request_timeout_ms: 10_000, body_timeout_ms: 5_000, pool_size: 8, outbox_stuck_after_secs: 120, faults: Faults::default() }
     }
 }
 
@@ -71,6 +74,9 @@ impl Settings {
     fn validate(&self) -> Result<(), String> {
         if !(1..=600_000).contains(&self.request_timeout_ms) {
             return Err("request_timeout_ms must be 1..=600000".into());
+        }
+        if !(1..=600_000).contains(&self.body_timeout_ms) {
+            return Err("body_timeout_ms must be 1..=600000".into());
         }
         if !(1..=64).contains(&self.pool_size) {
             return Err("pool_size must be 1..=64".into());
@@ -96,6 +102,10 @@ impl Settings {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
     }
 }
 
@@ -173,6 +183,7 @@ mod tests {
         let s = Settings::parse(
             r#"
             request_timeout_ms = 500
+            body_timeout_ms = 200
             pool_size = 2
             [faults]
             message_delay_ms = 50
@@ -184,6 +195,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.request_timeout_ms, 500);
+        assert_eq!(s.body_timeout_ms, 200);
         assert_eq!(s.pool_size, 2);
         assert!(s.faults.consumer_paused);
         assert_eq!(s.faults.routes["POST /orders"].error_rate, 0.5);
@@ -192,6 +204,7 @@ mod tests {
     #[test]
     fn rejects_invalid_values_and_unknown_keys() {
         assert!(Settings::parse("pool_size = 0").is_err());
+        assert!(Settings::parse("body_timeout_ms = 0").is_err());
         assert!(Settings::parse("pool_sise = 3").is_err());
         assert!(Settings::parse("[faults.routes.\"POST /orders\"]\nerror_rate = 2.0").is_err());
         assert!(Settings::parse("[faults.routes.\"orders\"]\nerror_rate = 0.1").is_err());

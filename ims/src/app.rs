@@ -15,7 +15,7 @@ use salve_common::settings::SettingsHandle;
 use salve_common::time::UuidV7;
 
 use crate::adapters::dynamodb_store::{DynamoInventoryStore, Tables};
-use crate::adapters::http::{openapi_json, routes};
+use crate::adapters::http::{api_doc, routes};
 use crate::adapters::inbox_handler::ImsMessageHandler;
 use crate::adapters::sqlite_store::{SCHEMA, SqliteInventoryStore};
 use crate::domain::InventoryService;
@@ -61,6 +61,6 @@ pub fn build_with(storage: Storage, queue_fed: bool, keys: ApiKeys, settings: Se
         .expect("static metric definition");
     runtime.metrics.register(Box::new(outcomes.clone()));
     let inbox = runtime.inbox(Arc::new(ImsMessageHandler { service: service.clone(), outcomes }));
-    let router = runtime.router(routes(service.clone()), inbox.clone(), Arc::new(NoGauges), openapi_json());
+    let router = runtime.router(routes(service.clone()), inbox.clone(), Arc::new(NoGauges), api_doc());
     Ok(Ims { runtime, service, inbox, router })
 }

@@ -18,7 +18,7 @@ use salve_common::settings::SettingsHandle;
 use salve_common::time::UuidV7;
 
 use crate::adapters::dynamodb_store::{DynamoOrderStore, Tables};
-use crate::adapters::http::{openapi_json, routes};
+use crate::adapters::http::{api_doc, routes};
 use crate::adapters::inbox_handler::OmsMessageHandler;
 use crate::adapters::sqlite_store::{SCHEMA, SqliteOrderStore};
 use crate::domain::ports::{Catalog, OrderStore};
@@ -69,7 +69,7 @@ pub fn build_with(
     let inbox = runtime.inbox(Arc::new(OmsMessageHandler(service.clone())));
     let gauges = OrderGauges::new(store);
     runtime.metrics.register(Box::new(gauges.by_status.clone()));
-    let router = runtime.router(routes(service.clone()), inbox.clone(), Arc::new(gauges), openapi_json());
+    let router = runtime.router(routes(service.clone()), inbox.clone(), Arc::new(gauges), api_doc());
     Ok(Oms { runtime, service, inbox, router })
 }
 

@@ -267,6 +267,21 @@ async fn delete_answers_204_then_404() {
 }
 
 #[tokio::test]
+async fn oversize_requests_get_json_413_414_and_431() {
+    use salve_common::http::{MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_URI_BYTES};
+    let oms = oms_with(false);
+    let body = format!("{{\"name\":\"{}\"}}", "n".repeat(MAX_BODY_BYTES));
+    let r = call(&oms.router, Method::POST, "/customers", Some(KEY), Some(&body), &[]).await;
+    assert_eq!((r.status, error_code(&r).as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
+    let uri = format!("/orders?customer_id={}", "c".repeat(MAX_URI_BYTES));
+    let r = oms.req(Method::GET, &uri, None).await;
+    assert_eq!((r.status, error_code(&r).as_str()), (StatusCode::URI_TOO_LONG, "uri_too_long"));
+    let pad = "p".repeat(MAX_HEADER_BYTES);
+    let r = call(&oms.router, Method::GET, "/healthz", None, None, &[("x-pad", pad.as_str())]).await;
+    assert_eq!((r.status, error_code(&r).as_str()), (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large"));
+}
+
+#[tokio::test]
 async fn unknown_routes_and_methods_get_json_errors() {
     let oms = oms_with(false);
     let r = oms.req(Method::GET, "/nope", None).await;

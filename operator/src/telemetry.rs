@@ -44,7 +44,13 @@ pub fn tracer_provider(endpoint: &str, service: &str) -> Result<SdkTracerProvide
 /// Installs the global subscriber: `json` or text logs, plus OTLP when an endpoint is given.
 pub fn init(log_format: &str, otlp_endpoint: Option<&str>) -> Result<Telemetry, TelemetryError> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
-    let fmt = if log_format == "json" { tracing_subscriber::fmt::layer().json().boxed() } else { tracing_subscriber::fmt::layer().boxed() };
+    // Colour only for a person at a terminal: never in files, pipes or log collectors.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout()) && std::env::var_os("NO_COLOR").is_none();
+    let fmt = if log_format == "json" {
+        tracing_subscriber::fmt::layer().json().boxed()
+    } else {
+        tracing_subscriber::fmt::layer().with_ansi(ansi).boxed()
+    };
     let provider = otlp_endpoint.map(|e| tracer_provider(e, "salve-operator")).transpose()?;
     let otel = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("salve-operator")));
     tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init()?;

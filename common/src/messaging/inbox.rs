@@ -16,7 +16,7 @@ use crate::settings::SettingsHandle;
 use crate::time::Clock;
 use crate::trace_context::TraceParent;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Handled {
     Processed,
@@ -46,7 +46,7 @@ pub trait MessageHandler: Send + Sync + 'static {
     async fn handle(&self, envelope: Envelope, trace: TraceParent) -> Result<Handled, HandleError>;
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Receipt {
     Processed,

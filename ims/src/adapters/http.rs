@@ -1,4 +1,4 @@
-//! The IMS HTTP API (contract: reference/ims.yaml, plus setting and adjusting stock).
+//! The IMS HTTP API (contract: docs/contracts/ims.yaml, plus setting and adjusting stock).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -51,8 +51,11 @@ impl From<InventoryError> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+// The API key, size limits, timeouts and injected faults are documented for every operation by
+// `salve_common::openapi::describe_edge`; these annotations list what the handlers answer.
 #[utoipa::path(post, path = "/products", request_body = NewProduct,
-    responses((status = 201, body = Product), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = Product, description = "Created, with zero stock"), (status = 400, body = ErrorBody, description = "Invalid or malformed product"),
+        (status = 409, body = ErrorBody, description = "The SKU already exists")))]
 async fn create_product(
     State(svc): State<Arc<InventoryService>>,
     ApiJson(new): ApiJson<NewProduct>,
@@ -61,9 +64,11 @@ async fn create_product(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListProductsParams {
-    /// 1..=100, default 20.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<i64>,
+    /// From the previous page's `next_token`.
     next_token: Option<String>,
 }
 
@@ -80,7 +85,7 @@ struct Cursor {
 }
 
 #[utoipa::path(get, path = "/products", params(ListProductsParams),
-    responses((status = 200, body = ListProductsResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = ListProductsResponse, description = "By SKU"), (status = 400, body = ErrorBody, description = "limit out of range or an invalid next_token")))]
 async fn list_products(
     State(svc): State<Arc<InventoryService>>,
     ApiQuery(p): ApiQuery<ListProductsParams>,
@@ -93,13 +98,13 @@ async fn list_products(
 }
 
 #[utoipa::path(get, path = "/products/{sku}", params(("sku" = String, Path)),
-    responses((status = 200, body = ProductWithInventory), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = ProductWithInventory), (status = 404, body = ErrorBody)))]
 async fn get_product(State(svc): State<Arc<InventoryService>>, ApiPath(sku): ApiPath<String>) -> ApiResult<Json<ProductWithInventory>> {
     Ok(Json(svc.product(&sku).await?))
 }
 
 #[utoipa::path(get, path = "/inventory/{sku}", params(("sku" = String, Path)),
-    responses((status = 200, body = InventoryItem), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = InventoryItem), (status = 404, body = ErrorBody)))]
 async fn get_inventory(State(svc): State<Arc<InventoryService>>, ApiPath(sku): ApiPath<String>) -> ApiResult<Json<InventoryItem>> {
     Ok(Json(svc.inventory(&sku).await?))
 }
@@ -116,7 +121,8 @@ pub struct CheckInventoryRequest {
 }
 
 #[utoipa::path(post, path = "/inventory/check", request_body = CheckInventoryRequest,
-    responses((status = 200, body = BTreeMap<String, Availability>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = BTreeMap<String, Availability>, description = "Availability by SKU (a hint: nothing is held)"),
+        (status = 400, body = ErrorBody, description = "No items, or a quantity below 1")))]
 async fn check_inventory(
     State(svc): State<Arc<InventoryService>>,
     ApiJson(req): ApiJson<CheckInventoryRequest>,
@@ -132,7 +138,7 @@ pub struct SetStockRequest {
 }
 
 #[utoipa::path(put, path = "/inventory/{sku}", params(("sku" = String, Path)), request_body = SetStockRequest,
-    responses((status = 200, body = InventoryItem), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = InventoryItem), (status = 400, body = ErrorBody, description = "Negative quantity or an invalid SKU"), (status = 404, body = ErrorBody)))]
 async fn set_inventory(
     State(svc): State<Arc<InventoryService>>,
     ApiPath(sku): ApiPath<String>,
@@ -148,7 +154,8 @@ pub struct AdjustStockRequest {
 }
 
 #[utoipa::path(post, path = "/inventory/{sku}/adjust", params(("sku" = String, Path)), request_body = AdjustStockRequest,
-    responses((status = 200, body = InventoryItem), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "Would go below zero"), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = InventoryItem), (status = 400, body = ErrorBody, description = "Invalid SKU or malformed body"), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "Would go below zero")))]
 async fn adjust_inventory(
     State(svc): State<Arc<InventoryService>>,
     ApiPath(sku): ApiPath<String>,
@@ -168,6 +175,7 @@ async fn adjust_inventory(
 )]
 pub struct ImsApi;
 
-pub fn openapi_json() -> serde_json::Value {
-    serde_json::to_value(ImsApi::openapi()).unwrap_or_default()
+/// The business routes' document; the shared routes are added when the router is assembled.
+pub fn api_doc() -> utoipa::openapi::OpenApi {
+    ImsApi::openapi()
 }

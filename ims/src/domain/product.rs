@@ -53,10 +53,11 @@ pub fn validate_sku(sku: &str) -> Result<(), InventoryError> {
 impl NewProduct {
     pub fn validate(&self) -> Result<(), InventoryError> {
         validate_sku(&self.sku)?;
-        if self.name.trim().is_empty() || self.name.len() > 200 {
+        // Limits count characters, as the messages say, not bytes: "é" is one character.
+        if self.name.trim().is_empty() || self.name.chars().count() > 200 {
             return Err(InventoryError::Validation("name must be 1 to 200 characters".into()));
         }
-        if self.description.as_ref().is_some_and(|d| d.len() > 4000) {
+        if self.description.as_ref().is_some_and(|d| d.chars().count() > 4000) {
             return Err(InventoryError::Validation("description must be at most 4000 characters".into()));
         }
         if let Some(url) = &self.image_url
@@ -86,6 +87,18 @@ mod tests {
         for bad in ["", "a/b", "a b", "é", &"x".repeat(65)] {
             assert!(validate_sku(bad).is_err(), "{bad}");
         }
+    }
+
+    fn product(name: &str, description: Option<String>) -> NewProduct {
+        NewProduct { sku: "SKU-1".into(), name: name.into(), description, price: Money::from_cents(100), image_url: None }
+    }
+
+    #[test]
+    fn name_and_description_limits_count_characters_not_bytes() {
+        assert!(product(&"é".repeat(200), None).validate().is_ok(), "200 characters (400 bytes) is within the limit");
+        assert!(product(&"é".repeat(201), None).validate().is_err());
+        assert!(product("Tea", Some("茶".repeat(4000))).validate().is_ok(), "4000 characters (12000 bytes) is within the limit");
+        assert!(product("Tea", Some("茶".repeat(4001))).validate().is_err());
     }
 
     #[test]

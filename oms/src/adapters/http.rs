@@ -1,4 +1,4 @@
-//! The OMS HTTP API (contract: reference/oms.yaml, plus customers and Idempotency-Key).
+//! The OMS HTTP API (contract: docs/contracts/oms.yaml, plus customers and Idempotency-Key).
 
 use std::sync::Arc;
 
@@ -63,8 +63,10 @@ fn trace_of(headers: &HeaderMap) -> TraceParent {
     TraceParent::continue_or_start(headers.get("traceparent").and_then(|v| v.to_str().ok()))
 }
 
+// The API key, size limits, timeouts and injected faults are documented for every operation by
+// `salve_common::openapi::describe_edge`; these annotations list what the handlers answer.
 #[utoipa::path(post, path = "/customers", request_body = NewCustomer,
-    responses((status = 201, body = Customer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 201, body = Customer), (status = 400, body = ErrorBody, description = "Invalid or malformed customer")))]
 async fn create_customer(
     State(svc): State<Arc<OrderService>>,
     ApiJson(new): ApiJson<NewCustomer>,
@@ -73,7 +75,7 @@ async fn create_customer(
 }
 
 #[utoipa::path(get, path = "/customers/{id}", params(("id" = String, Path)),
-    responses((status = 200, body = Customer), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Customer), (status = 404, body = ErrorBody)))]
 async fn get_customer(State(svc): State<Arc<OrderService>>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Customer>> {
     Ok(Json(svc.customer(&id).await?))
 }
@@ -85,8 +87,10 @@ pub struct CreateOrderResponse {
 
 #[utoipa::path(post, path = "/orders", request_body = NewOrder,
     params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and body return the first order")),
-    responses((status = 201, body = CreateOrderResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 422, body = ErrorBody, description = "Idempotency-Key reused with a different body"), (status = 503, body = ErrorBody)))]
+    responses((status = 201, body = CreateOrderResponse, description = "Placed (PENDING_INVENTORY), or the first order placed with this Idempotency-Key"),
+        (status = 400, body = ErrorBody, description = "Invalid order, unknown customer or SKU, or a bad Idempotency-Key"),
+        (status = 422, body = ErrorBody, description = "Idempotency-Key reused with a different body"),
+        (status = 503, body = ErrorBody, description = "The product catalog (IMS) or storage is unavailable")))]
 async fn create_order(State(svc): State<Arc<OrderService>>, headers: HeaderMap, ApiJson(new): ApiJson<NewOrder>) -> ApiResult<Response> {
     let key = match headers.get(IDEMPOTENCY_KEY) {
         None => None,
@@ -103,18 +107,25 @@ async fn create_order(State(svc): State<Arc<OrderService>>, headers: HeaderMap, 
     Ok(response)
 }
 
+/// Every field is an `Option` so that a missing or malformed value gets this API's 400, not
+/// axum's plain-text rejection; the annotations say what the handler actually requires.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListOrdersParams {
-    /// Required.
+    /// The customer whose orders are listed.
+    #[param(required = true)]
     customer_id: Option<String>,
-    /// PENDING_INVENTORY, CONFIRMED or CANCELLED.
+    #[param(value_type = Option<OrderStatus>, inline)]
     status: Option<String>,
-    /// ISO 8601; orders created at or after.
+    /// Orders created at or after (ISO 8601).
+    #[param(value_type = Option<String>, format = DateTime)]
     start_date: Option<String>,
-    /// ISO 8601; orders created at or before.
+    /// Orders created at or before (ISO 8601).
+    #[param(value_type = Option<String>, format = DateTime)]
     end_date: Option<String>,
-    /// 1..=100, default 20.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<i64>,
+    /// From the previous page's `next_token`.
     next_token: Option<String>,
 }
 
@@ -132,7 +143,7 @@ struct Cursor {
 }
 
 #[utoipa::path(get, path = "/orders", params(ListOrdersParams),
-    responses((status = 200, body = ListOrdersResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = ListOrdersResponse, description = "Newest first"), (status = 400, body = ErrorBody, description = "Missing customer_id or an invalid filter")))]
 async fn list_orders(State(svc): State<Arc<OrderService>>, ApiQuery(p): ApiQuery<ListOrdersParams>) -> ApiResult<Json<ListOrdersResponse>> {
     let customer_id = p.customer_id.filter(|c| !c.is_empty()).ok_or_else(|| ApiError::bad_request("customer_id is required"))?;
     let status = match p.status.as_deref() {
@@ -166,13 +177,13 @@ async fn list_orders(State(svc): State<Arc<OrderService>>, ApiQuery(p): ApiQuery
 }
 
 #[utoipa::path(get, path = "/orders/{id}", params(("id" = String, Path)),
-    responses((status = 200, body = Order), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Order), (status = 404, body = ErrorBody)))]
 async fn get_order(State(svc): State<Arc<OrderService>>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Order>> {
     Ok(Json(svc.order(&id).await?))
 }
 
 #[utoipa::path(delete, path = "/orders/{id}", params(("id" = String, Path)),
-    responses((status = 204, description = "Deleted; a CONFIRMED order's stock is released"), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 204, description = "Deleted; a CONFIRMED order's stock is released"), (status = 404, body = ErrorBody)))]
 async fn delete_order(State(svc): State<Arc<OrderService>>, headers: HeaderMap, ApiPath(id): ApiPath<String>) -> ApiResult<StatusCode> {
     svc.delete_order(&id, &trace_of(&headers)).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -188,6 +199,7 @@ async fn delete_order(State(svc): State<Arc<OrderService>>, headers: HeaderMap, 
 )]
 pub struct OmsApi;
 
-pub fn openapi_json() -> serde_json::Value {
-    serde_json::to_value(OmsApi::openapi()).unwrap_or_default()
+/// The business routes' document; the shared routes are added when the router is assembled.
+pub fn api_doc() -> utoipa::openapi::OpenApi {
+    OmsApi::openapi()
 }

@@ -22,8 +22,10 @@ pub struct NewCustomer {
 
 impl NewCustomer {
     pub fn validate(&self) -> Result<(), OrderError> {
+        // Limits count characters, as the messages say: a name in Greek or Japanese takes two
+        // or three bytes a character and must not be held to a third of the length.
         let name = self.name.trim();
-        if name.is_empty() || name.len() > 200 {
+        if name.is_empty() || name.chars().count() > 200 {
             return Err(OrderError::Validation("name must be 1 to 200 characters".into()));
         }
         let email = self.email.trim();
@@ -32,7 +34,7 @@ impl NewCustomer {
         if !valid_email || email.contains(char::is_whitespace) {
             return Err(OrderError::Validation("email must be a valid address".into()));
         }
-        if self.address.as_ref().is_some_and(|a| a.len() > 1000) {
+        if self.address.as_ref().is_some_and(|a| a.chars().count() > 1000) {
             return Err(OrderError::Validation("address must be at most 1000 characters".into()));
         }
         Ok(())
@@ -55,5 +57,17 @@ mod tests {
         assert!(new("Ada", "@example.com").validate().is_err());
         assert!(new("Ada", "ada@localhost").validate().is_err());
         assert!(new("Ada", "a da@example.com").validate().is_err());
+    }
+
+    #[test]
+    fn name_and_address_limits_count_characters_not_bytes() {
+        let accented = "é".repeat(200);
+        assert!(new(&accented, "e@example.com").validate().is_ok(), "200 characters (400 bytes) is within the limit");
+        assert!(new(&"é".repeat(201), "e@example.com").validate().is_err());
+        let mut with_address = new("Ada", "ada@example.com");
+        with_address.address = Some("京".repeat(1000));
+        assert!(with_address.validate().is_ok(), "1000 characters (3000 bytes) is within the limit");
+        with_address.address = Some("京".repeat(1001));
+        assert!(with_address.validate().is_err());
     }
 }

@@ -42,13 +42,20 @@ impl ShopClient {
 
     /// Creates the product (if new) and sets its stock.
     pub async fn product_with_stock(&self, sku: &str, name: &str, price: f64, stock: i64) -> anyhow::Result<()> {
+        self.create_product(sku, name, price).await?;
+        self.set_stock(sku, stock).await
+    }
+
+    /// Creates the product; `false` if it existed already.
+    pub async fn create_product(&self, sku: &str, name: &str, price: f64) -> anyhow::Result<bool> {
         let (status, body) = self
             .call(reqwest::Method::POST, &format!("{}/products", self.ims), Some(json!({"sku": sku, "name": name, "price": price})))
             .await?;
-        if status != StatusCode::CREATED && status != StatusCode::CONFLICT {
-            bail!("creating {sku}: {status} {body}");
+        match status {
+            StatusCode::CREATED => Ok(true),
+            StatusCode::CONFLICT => Ok(false),
+            _ => bail!("creating {sku}: {status} {body}"),
         }
-        self.set_stock(sku, stock).await
     }
 
     pub async fn set_stock(&self, sku: &str, quantity: i64) -> anyhow::Result<()> {

@@ -5,4 +5,5 @@ pub mod aws;
 pub mod client;
 pub mod in_process;
 pub mod processes;
+pub mod raw;
 pub mod seed;

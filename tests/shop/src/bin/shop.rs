@@ -3,13 +3,16 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
 use salve_common::auth::{ApiKeys, DEV_KEY};
-use salve_common::settings::SettingsHandle;
+use salve_common::settings;
 use salve_common::telemetry;
 use shop_tests::client::ShopClient;
 use shop_tests::in_process::{Shop, ShopOptions};
+use tokio_util::sync::CancellationToken;
 
 /// Runs the order and inventory services together, with sample data.
 #[derive(Parser)]
@@ -23,6 +26,12 @@ struct Args {
     data_dir: PathBuf,
     #[arg(long, env = "SALVE_API_KEYS", default_value = DEV_KEY, hide_env_values = true)]
     api_keys: String,
+    /// OMS runtime settings file (TOML: timeouts, fault switches), reloaded when it changes.
+    #[arg(long, env = "OMS_SETTINGS_FILE")]
+    oms_settings_file: Option<PathBuf>,
+    /// IMS runtime settings file (TOML), reloaded when it changes.
+    #[arg(long, env = "IMS_SETTINGS_FILE")]
+    ims_settings_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -32,19 +41,23 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let keys = ApiKeys::from_config(&args.api_keys).map_err(anyhow::Error::msg)?;
     let key = keys.outbound_key().unwrap_or(DEV_KEY).to_string();
+    let reloaders = CancellationToken::new();
+    // Re-read every second, as the services themselves do.
+    let every = Duration::from_secs(1);
     let options = ShopOptions {
         oms_listen: args.oms_listen,
         ims_listen: args.ims_listen,
         keys,
-        oms_settings: SettingsHandle::fixed(Default::default()).0,
-        ims_settings: SettingsHandle::fixed(Default::default()).0,
+        oms_settings: settings::watch_file(args.oms_settings_file.clone(), every, reloaders.clone()).context("OMS settings")?,
+        ims_settings: settings::watch_file(args.ims_settings_file.clone(), every, reloaders.clone()).context("IMS settings")?,
     };
     let shop = Shop::start(&args.data_dir, options).await?;
     let client = ShopClient::new(&shop.oms_url(), &shop.ims_url(), &key);
-    let customers = shop_tests::seed::seed(&client).await?;
+    let customers = shop_tests::seed::seed(&shop, &client).await?;
     let customer = customers.first().cloned().unwrap_or_default();
     println!("OMS on {}  IMS on {}  (data in {})", shop.oms_url(), shop.ims_url(), args.data_dir.display());
-    println!("Sample products: TEA-GREEN, COFFEE-BEANS, MUG-BLUE, KETTLE (2 in stock). Place an order:");
+    println!("Sample customers: {}", customers.join(", "));
+    println!("Sample products: TEA-GREEN, COFFEE-BEANS, MUG-BLUE, KETTLE (only 2 kettles at first). Place an order:");
     println!(
         "  curl -s -X POST {}/orders -H 'x-api-key: {key}' -H 'content-type: application/json' -d '{{\"customer_id\":\"{customer}\",\"items\":[{{\"sku\":\"TEA-GREEN\",\"quantity\":2}}]}}'",
         shop.oms_url()
@@ -52,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
     println!("  curl -s {}/orders?customer_id={customer} -H 'x-api-key: {key}'", shop.oms_url());
     println!("Ctrl-C stops both.");
     salve_common::shutdown::signal().await;
+    reloaders.cancel();
     shop.stop().await;
     Ok(())
 }
