@@ -7,8 +7,9 @@
 # offline instead, with kubernetes-validate (the Kubernetes OpenAPI schemas, strict: unknown
 # fields fail) and python3 + PyYAML, both from PyPI into .cache/helm/venv.
 #
-# Checks, for the default values, the AWS/EKS values (charts/salve/ci/aws-values.yaml) and the
-# kind values (kind/values-kind.yaml):
+# Checks, for the default values, the AWS/EKS values (charts/salve/ci/aws-values.yaml), the
+# kind values (kind/values-kind.yaml) and monitoring on (charts/salve/ci/observability-values.yaml:
+# Grafana dashboard ConfigMaps with the sidecar label and the PrometheusRule, else neither):
 #   - charts/salve/crds is identical to the generated crds/
 #   - helm lint --strict passes
 #   - every rendered document validates against the Kubernetes 1.25 and 1.35 schemas (strict)
@@ -41,6 +42,7 @@
 # and for the repository: no file refers to the sibling shared/ directory (the repository is
 # self-contained; docs/ holds the design and the contracts) and
 # the relative links of README.md and docs/*.md resolve inside the repository.
+# and last, the GitHub workflows (tests/workflows.sh: actionlint and what they promise).
 # Exits non-zero with a message on the first failing step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -105,11 +107,12 @@ say "CRDs: charts/salve/crds matches crds/"
 out=$cache/rendered
 rm -rf "$out"
 mkdir -p "$out"
-for name in default aws kind; do
+for name in default aws kind observability; do
   case "$name" in
     default) values="" ;;
     aws) values="$chart/ci/aws-values.yaml" ;;
     kind) values="kind/values-kind.yaml" ;;
+    observability) values="$chart/ci/observability-values.yaml" ;;
   esac
   args=()
   if [ -n "$values" ]; then
@@ -122,9 +125,9 @@ for name in default aws kind; do
     || { cat "$out/template-$name.log" >&2; die "helm template ($name values) failed"; }
   for k8s in $K8S_VERSIONS; do
     "$cache/venv/bin/kubernetes-validate" --strict --quiet -k "$k8s" "$out/$name.yaml" >"$out/validate-$name-$k8s.log" 2>&1 \
-      || { grep -v "find schema for kind ServiceMonitor" "$out/validate-$name-$k8s.log" >&2; die "rendered manifests ($name values) do not validate against the Kubernetes $k8s schemas"; }
-    if grep -v "find schema for kind ServiceMonitor" "$out/validate-$name-$k8s.log" | grep -q .; then
-      cat "$out/validate-$name-$k8s.log" >&2; die "kubernetes-validate ($name values, $k8s) warned about something other than the ServiceMonitor CRD"
+      || { grep -Ev "find schema for kind (ServiceMonitor|PrometheusRule)" "$out/validate-$name-$k8s.log" >&2; die "rendered manifests ($name values) do not validate against the Kubernetes $k8s schemas"; }
+    if grep -Ev "find schema for kind (ServiceMonitor|PrometheusRule)" "$out/validate-$name-$k8s.log" | grep -q .; then
+      cat "$out/validate-$name-$k8s.log" >&2; die "kubernetes-validate ($name values, $k8s) warned about something other than the ServiceMonitor / PrometheusRule CRDs"
     fi
   done
   "$py" - "$name" "$out/$name.yaml" <<'PY' || die "rendered manifests ($name values) failed the checks above"
@@ -333,7 +336,7 @@ op = by("Deployment", "salve-operator")
 if not op or op[0]["spec"]["replicas"] != 2:
     err("the operator Deployment should run 2 replicas (leader election)")
 oms, ims = env_of("salve-oms"), env_of("salve-ims")
-want = {"default": ("embedded", "embedded"), "kind": ("embedded", "embedded"), "aws": ("dynamodb", "sqs")}[mode]
+want = {"default": ("embedded", "embedded"), "kind": ("embedded", "embedded"), "observability": ("embedded", "embedded"), "aws": ("dynamodb", "sqs")}[mode]
 for svc, env in (("OMS", oms), ("IMS", ims)):
     if (env.get(f"{svc}_STORE"), env.get(f"{svc}_BUS")) != want:
         err(f"{svc}: store/bus are {(env.get(f'{svc}_STORE'), env.get(f'{svc}_BUS'))}, expected {want}")
@@ -352,6 +355,38 @@ else:
     if by("Deployment", "salve-oms") and by("Deployment", "salve-oms")[0]["spec"].get("strategy", {}).get("type") != "Recreate":
         err("embedded OMS must use the Recreate strategy (one SQLite file)")
 
+# Monitoring: Grafana dashboards (sidecar ConfigMaps) and the PrometheusRule only when enabled.
+dashboards = [d for d in by("ConfigMap") if (d["metadata"].get("labels") or {}).get("grafana_dashboard") == "1"]
+rules = by("PrometheusRule")
+if mode == "observability":
+    import json
+    if sorted(d["metadata"]["name"] for d in dashboards) != ["salve-dashboard-operator", "salve-dashboard-shop"]:
+        err(f"observability values: expected the operator and shop dashboards, got {[d['metadata']['name'] for d in dashboards]}")
+    for d in dashboards:
+        for key, text in (d.get("data") or {}).items():
+            try:
+                board = json.loads(text)
+            except ValueError as e:
+                err(f"ConfigMap/{d['metadata']['name']}: {key} is not JSON: {e}"); continue
+            if not board.get("uid") or not board.get("panels"):
+                err(f"ConfigMap/{d['metadata']['name']}: {key} has no uid or panels")
+    if len(rules) != 1:
+        err("observability values: expected one PrometheusRule")
+    else:
+        alerts = [r["alert"] for g in rules[0]["spec"]["groups"] for r in g["rules"]]
+        for want_alert in ("SalveOperatorDown", "SalveOperatorNotLeading", "SalveReconcileErrors", "SalveIncidentsStuck",
+                           "SalveIncidentEscalated", "SalveLLMCostHigh", "SalveIntakeDeadLetters"):
+            if want_alert not in alerts:
+                err(f"PrometheusRule: alert {want_alert} is missing")
+        for g in rules[0]["spec"]["groups"]:
+            for r in g["rules"]:
+                if "{{" in r["expr"] or 'namespace="shop"' not in r["expr"]:
+                    err(f"PrometheusRule {r['alert']}: expression not rendered for the release namespace: {r['expr']}")
+                if "> 2.5" not in r["expr"] and r["alert"] == "SalveLLMCostHigh":
+                    err("PrometheusRule SalveLLMCostHigh: alerts.llmCostPerHourUsd is not used")
+elif dashboards or rules:
+    err(f"{mode} values: dashboards and alerts are off by default, yet rendered")
+
 if errors:
     for e in errors:
         print(f"  [{mode}] {e}", file=sys.stderr)
@@ -369,6 +404,11 @@ if grep -Eq 'name: salve-(oms|ims|api-keys)$' "$out/operator-only.yaml"; then di
   || { cat "$out/shop-only.yaml" >&2; die "render with operator.enabled=false failed"; }
 if grep -Eq 'kind: (ClusterRole|Role)$' "$out/shop-only.yaml"; then die "operator.enabled=false still renders RBAC"; fi
 say "optional components: operator-only and shop-only renders OK"
+"$helm" template salve "$chart" -n shop -f "$chart/ci/observability-values.yaml" --set operator.enabled=false >"$out/shop-only-observability.yaml" 2>&1 \
+  || { cat "$out/shop-only-observability.yaml" >&2; die "render with monitoring on and operator.enabled=false failed"; }
+if grep -Eq 'kind: PrometheusRule$|name: salve-dashboard-operator$' "$out/shop-only-observability.yaml"; then die "operator.enabled=false still renders the operator's dashboard or alert rules"; fi
+grep -q 'name: salve-dashboard-shop$' "$out/shop-only-observability.yaml" || die "the shop dashboard is missing when only the shop is installed"
+say "monitoring: dashboards and alert rules only when enabled, each only with its component"
 
 # --- values that cannot work must fail, with a message ----------------------------------
 expect_fail() {
@@ -435,5 +475,8 @@ if bad:
 ' || die "the repository refers to files outside it (see above; the design is docs/design.md, the contracts docs/contracts/)"
   say "repository: no file refers to ../""shared; README.md and docs/ links resolve; docs/design.md and docs/contracts/ present"
 fi
+
+# --- the GitHub workflows (they cannot run here: linted and checked statically) -------------
+bash tests/workflows.sh || die "workflow checks failed (tests/workflows.sh)"
 
 printf 'helm chart checks passed in %ss (rendered manifests in %s)\n' "$(( $(date +%s) - started ))" "$out"

@@ -153,7 +153,8 @@ print("  [api-keys] renders are byte-identical per values; generated Secret kept
 # ----------------------------------------------------------------------------------------------
 # rbac: placement of every grant
 WRITE = {"create", "update", "patch", "delete", "deletecollection"}
-CLUSTER_READ_RESOURCES = {("salve.dev", "incidents"), ("salve.dev", "remediations"), ("", "configmaps")}
+# Nodes are cluster-scoped: evidence reads the conditions of the nodes a workload's pods run on.
+CLUSTER_READ_RESOURCES = {("salve.dev", "incidents"), ("salve.dev", "remediations"), ("", "configmaps"), ("", "nodes")}
 
 
 def rule_grants(rule):

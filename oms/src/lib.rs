@@ -8,3 +8,4 @@ pub mod adapters;
 pub mod app;
 pub mod config;
 pub mod domain;
+pub mod process;

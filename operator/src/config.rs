@@ -34,6 +34,10 @@ pub enum Command {
     /// with the recorded one (prints JSON). Exit 0 when the file was read, whether or not the
     /// diagnoses match (unless --fail-on-mismatch); 2 when the file is unreadable or invalid.
     Replay(crate::replay_command::ReplayArgs),
+    /// Score the offline diagnoser over a directory of evidence bundles with expectations
+    /// (category, acceptable actions, or escalate). Exit 0 when every case passes, 1 when one
+    /// fails, 2 when a case file is invalid.
+    Eval(crate::eval_command::EvalArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -95,12 +99,22 @@ pub struct RunArgs {
     pub max_memory: String,
     #[arg(long, env = "SALVE_MAX_REPLICAS", default_value_t = 10)]
     pub max_replicas: i32,
+    /// Upper bound for CPU limits the operator may set (cores, e.g. `4` or `3500m`).
+    #[arg(long, env = "SALVE_MAX_CPU", default_value = "4")]
+    pub max_cpu: String,
+    /// Upper bound for ephemeral-storage limits the operator may set.
+    #[arg(long, env = "SALVE_MAX_EPHEMERAL_STORAGE", default_value = "10Gi")]
+    pub max_ephemeral_storage: String,
     /// Verification window for new remediations, seconds.
     #[arg(long, env = "SALVE_VERIFY_WINDOW_SECONDS", default_value_t = 300)]
     pub verify_window_seconds: u32,
     /// Failed or rejected remediations before an incident escalates.
     #[arg(long, env = "SALVE_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: u32,
+    /// How long a workload must stay settled (all replicas ready, no container restarted)
+    /// after a change before its health counts as the fix, seconds.
+    #[arg(long, env = "SALVE_VERIFY_STABILITY_SECONDS", default_value_t = 60)]
+    pub verify_stability_seconds: u64,
     /// How often a verifying remediation re-checks its signal, milliseconds.
     #[arg(long, env = "SALVE_VERIFY_POLL_MS", default_value_t = 2000)]
     pub verify_poll_ms: u64,
@@ -110,9 +124,16 @@ pub struct RunArgs {
     /// Endpoint override for Bedrock Runtime (a local stand-in in tests); `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` also works.
     #[arg(long, env = "SALVE_BEDROCK_ENDPOINT_URL")]
     pub bedrock_endpoint_url: Option<String>,
-    /// Whole-call timeout for one diagnosis, retries included, milliseconds.
+    /// Timeout for one diagnosis (the whole investigation, retries included), milliseconds.
     #[arg(long, env = "SALVE_BEDROCK_TIMEOUT_MS", default_value_t = 30000)]
     pub bedrock_timeout_ms: u64,
+    /// Model calls per diagnosis: 1 asks for the diagnosis at once; more let the model call
+    /// read-only investigation tools first (the last call always forces the diagnosis).
+    #[arg(long, env = "SALVE_BEDROCK_MAX_TURNS", default_value_t = 4)]
+    pub bedrock_max_turns: u32,
+    /// Input plus output tokens per investigation; once spent, the next call must diagnose.
+    #[arg(long, env = "SALVE_BEDROCK_MAX_TOKENS", default_value_t = 60000)]
+    pub bedrock_max_tokens: u64,
     /// Attempts per call (throttling and transient errors are retried with backoff).
     #[arg(long, env = "SALVE_BEDROCK_MAX_ATTEMPTS", default_value_t = 4)]
     pub bedrock_max_attempts: u32,
@@ -133,6 +154,9 @@ pub struct RunArgs {
     /// Pull-request remediation through GitHub.
     #[command(flatten)]
     pub github: crate::github::settings::GithubArgs,
+    /// Notifications (Slack, signed webhook).
+    #[command(flatten)]
+    pub notify: crate::notify::settings::NotifyArgs,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +187,7 @@ impl RunArgs {
             max_attempts: self.max_attempts,
             verify_window_seconds: self.verify_window_seconds,
             verify_poll: self.verify_poll(),
+            verify_stability: Duration::from_secs(self.verify_stability_seconds),
             model_id: self.bedrock_model_id.clone(),
             github_poll: self.github.poll(),
             github_retry: self.github.retry(),
@@ -193,6 +218,8 @@ impl RunArgs {
             dry_run: self.dry_run(),
             max_memory: self.max_memory.clone(),
             max_replicas: self.max_replicas,
+            max_cpu: self.max_cpu.clone(),
+            max_ephemeral_storage: self.max_ephemeral_storage.clone(),
             pull_requests: self.github.pull_request_policy(),
         })
     }
@@ -204,6 +231,7 @@ impl RunArgs {
             timeout: Duration::from_millis(self.bedrock_timeout_ms),
             usd_per_1k_input: self.bedrock_usd_per_1k_input,
             usd_per_1k_output: self.bedrock_usd_per_1k_output,
+            budget: crate::domain::investigation::Budget { max_turns: self.bedrock_max_turns.max(1), max_tokens: self.bedrock_max_tokens },
         })
     }
 

@@ -13,6 +13,7 @@ async fn main() {
     let code = match Cli::parse().into_command() {
         Command::Crdgen(args) => crdgen(&args),
         Command::Replay(replay) => operator::replay_command::run(&replay),
+        Command::Eval(eval) => operator::eval_command::run(&eval),
         Command::Run(args) => run(*args).await,
     };
     std::process::exit(code);

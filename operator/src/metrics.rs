@@ -23,6 +23,8 @@ pub struct Metrics {
     /// Intake messages by source (`sqs`, `alertmanager`) and outcome (created, duplicate,
     /// ok_recorded, ok_without_incident, ignored, malformed, unmappable, dead_lettered).
     pub intake_messages: IntCounterVec,
+    /// Notifications by channel (`slack`, `webhook`) and outcome (`delivered`, `failed`).
+    pub notifications: IntCounterVec,
     /// Where the by-phase gauge is read from: the leader's Incident cache. `None` on a standby
     /// (it exports no incident counts: only the leader's view is current).
     phase_source: Arc<Mutex<Option<PhaseSource>>>,
@@ -51,6 +53,9 @@ impl Metrics {
         let intake_messages =
             IntCounterVec::new(Opts::new("intake_messages_total", "Intake messages by source and outcome"), &["source", "outcome"])?;
         registry.register(Box::new(intake_messages.clone()))?;
+        let notifications =
+            IntCounterVec::new(Opts::new("notifications_total", "Notifications by channel and outcome"), &["channel", "outcome"])?;
+        registry.register(Box::new(notifications.clone()))?;
         let llm_calls = IntCounterVec::new(Opts::new("llm_calls_total", "Model (LLM) calls for diagnosis"), &["model", "outcome"])?;
         let llm_tokens = IntCounterVec::new(Opts::new("llm_tokens_total", "Model tokens used"), &["model", "direction"])?;
         let llm_cost_usd =
@@ -69,6 +74,7 @@ impl Metrics {
             llm_tokens,
             llm_cost_usd,
             intake_messages,
+            notifications,
             phase_source: Arc::default(),
         })
     }

@@ -17,7 +17,8 @@ use crate::config::{ConfigError, RunArgs};
 use crate::controllers::context::Context;
 use crate::controllers::{incident, remediation};
 use crate::domain::cloud_evidence::CloudEvidenceSource;
-use crate::domain::diagnoser::{Diagnoser, RuleBasedDiagnoser};
+use crate::domain::diagnoser::Diagnoser;
+use crate::domain::diagnosis::RuleBasedDiagnoser;
 use crate::domain::post_mortem_store::PostMortemStore;
 use crate::kube::config_history::ConfigHistory;
 use crate::kube::leader::{LeaderElector, LeaseTiming};
@@ -35,6 +36,8 @@ pub enum RunError {
     Io(#[from] std::io::Error),
     #[error("GitHub: {0}")]
     Github(#[from] crate::github::settings::GithubConfigError),
+    #[error("notifications: {0}")]
+    Notify(#[from] crate::notify::settings::NotifyConfigError),
     #[error("{0}")]
     NoCluster(String),
     #[error("Kubernetes client: {0}")]
@@ -189,6 +192,8 @@ pub async fn run_with_readiness(
             }
         });
     }
+    // Notifications: read from their Secret files once, at start (a bad file stops the start).
+    let notifications = args.notify.channels()?.map(Arc::new);
     let (init_tx, mut init_rx) = tokio::sync::watch::channel(false);
     let history_task = tokio::spawn(ctx.history.clone().run(client.clone(), init_tx));
     let ready_flag = ready.clone();
@@ -221,6 +226,9 @@ pub async fn run_with_readiness(
             })))
         }));
         let rem = tokio::spawn(remediation::run(ctx.clone(), term.clone()));
+        let notifier = notifications.clone().map(|channels| {
+            tokio::spawn(crate::notify::run(ctx.client.clone(), channels, ctx.recorder.clone(), ctx.metrics.clone(), term.clone()))
+        });
         tokio::select! {
             _ = leading.wait_for(|l| !*l) => tracing::warn!("lost leadership: stopping controllers"),
             _ = shutdown.cancelled() => {}
@@ -228,6 +236,9 @@ pub async fn run_with_readiness(
         term.cancel();
         let _ = inc.await;
         let _ = rem.await;
+        if let Some(n) = notifier {
+            let _ = n.await;
+        }
         ctx.metrics.set_phase_source(None);
         if shutdown.is_cancelled() {
             break;

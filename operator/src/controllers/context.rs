@@ -25,6 +25,8 @@ pub struct ControllerSettings {
     pub verify_window_seconds: u32,
     /// How often a verifying remediation re-checks its signal.
     pub verify_poll: Duration,
+    /// How long a workload must stay settled after a change to count as fixed.
+    pub verify_stability: Duration,
     /// The configured model, to label a failed model call in metrics.
     pub model_id: Option<String>,
     /// How often an open pull request is polled, and the back-off when GitHub is unavailable.

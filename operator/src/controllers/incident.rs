@@ -263,7 +263,12 @@ async fn collect(inc: &Incident, ns: &str, st: &IncidentStatus, ctx: &Context) -
         evidence: redact_and_bound(raw, &Bounds::default()),
         feedback: st.feedback.clone(),
         excluded,
-        limits: ActionLimits { max_memory: ctx.policy.max_memory.clone(), max_replicas: ctx.policy.max_replicas },
+        limits: ActionLimits {
+            max_memory: ctx.policy.max_memory.clone(),
+            max_replicas: ctx.policy.max_replicas,
+            max_cpu: ctx.policy.max_cpu.clone(),
+            max_ephemeral_storage: ctx.policy.max_ephemeral_storage.clone(),
+        },
     }))
 }
 

@@ -190,7 +190,8 @@ mod tests {
         VerificationResult, WorkloadRef,
     };
     use crate::domain::approval::AUTO_APPROVER;
-    use crate::domain::diagnoser::{DiagnosisInput, diagnose_with_rules};
+    use crate::domain::diagnoser::DiagnosisInput;
+    use crate::domain::diagnosis::diagnose_with_rules;
     use crate::domain::evidence::{EventEvidence, LogTail};
 
     fn incident() -> Incident {
@@ -242,6 +243,8 @@ mod tests {
                 undo_patch: r#"{"data":{"POOL_SIZE":"0"}}"#.into(),
                 restarts: 5,
                 taken_at: "2026-01-01T00:01:00Z".into(),
+                healthy_before: Some(false),
+                restart: None,
             }),
             verification: Some(VerificationResult { deadline: "t".into(), passed: Some(true), message: "alarm OK".into() }),
             ..Default::default()
@@ -253,12 +256,18 @@ mod tests {
         Evidence {
             workload: "Deployment/oms".into(),
             desired_replicas: 2,
-            logs: vec![LogTail { pod: "oms-1".into(), container: "oms".into(), lines: vec!["x".repeat(200); log_lines] }],
+            logs: vec![LogTail {
+                pod: "oms-1".into(),
+                container: "oms".into(),
+                lines: vec!["x".repeat(200); log_lines],
+                ..Default::default()
+            }],
             events: vec![EventEvidence {
                 reason: "BackOff".into(),
                 object: "Pod/oms-1".into(),
                 message: "y".repeat(100),
                 type_: "Warning".into(),
+                ..Default::default()
             }],
             ..Default::default()
         }

@@ -59,7 +59,8 @@ pub enum SignalState {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadRef {
-    /// Only `Deployment` is supported in v1alpha1.
+    /// `Deployment` (the default), `StatefulSet`, `DaemonSet`, `Job`, `CronJob` or `Pod`. Every kind
+    /// is investigated; in-cluster actions change only Deployments (and their ConfigMaps and HPAs).
     #[serde(default = "deployment")]
     pub kind: String,
     pub name: String,

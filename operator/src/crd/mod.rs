@@ -12,8 +12,8 @@ pub use incident::{
     SourceKind, TimelineEntry, WorkloadRef,
 };
 pub use remediation::{
-    ActionKind, Approval, ApprovalState, ProposedAction, Remediation, RemediationPhase, RemediationSpec, RemediationStatus, Risk, Snapshot,
-    Verification, VerificationResult,
+    ActionKind, Approval, ApprovalState, FollowUpRestart, ProposedAction, Remediation, RemediationPhase, RemediationSpec,
+    RemediationStatus, Risk, Snapshot, Verification, VerificationResult,
 };
 
 use kube::CustomResourceExt;

@@ -129,10 +129,28 @@ pub struct Snapshot {
     /// A JSON merge patch that puts the pre-change values back (`null` removes a key); for a
     /// repository, the previous contents of the changed files (see `domain::pull_request`).
     pub undo_patch: String,
-    /// Total container restarts of the workload at snapshot time ("no new restarts").
+    /// Total container restarts of the workload at snapshot time (for the record).
     #[serde(default)]
     pub restarts: i32,
     pub taken_at: String,
+    /// Whether the workload looked healthy (all ready, nothing crash-looping) before the change:
+    /// then only the alarm returning to OK can verify the fix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_before: Option<bool>,
+    /// When the restored value cannot reach the running containers (env, subPath, a long
+    /// back-off), the fix also restarts the workload: `Deployment/name` and the strategic merge
+    /// patch that undoes that restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<FollowUpRestart>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FollowUpRestart {
+    pub target: String,
+    /// Why the restart is needed.
+    pub reason: String,
+    pub undo_patch: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]

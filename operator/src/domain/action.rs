@@ -10,7 +10,7 @@ pub enum ActionKind {
     SetConfigMapKey,
     /// Set one environment variable of a Deployment container.
     SetDeploymentEnv,
-    /// Set the memory limit of a Deployment container.
+    /// Set the memory, CPU or ephemeral-storage limit of one Deployment container.
     SetDeploymentResources,
     /// Change a Deployment's replica count.
     Scale,
@@ -18,6 +18,9 @@ pub enum ActionKind {
     RolloutRestart,
     /// Put back the pod template of the previous ReplicaSet revision.
     Rollback,
+    /// Raise a HorizontalPodAutoscaler's maxReplicas (within the replica bound) when it is at
+    /// its maximum under load it should follow.
+    SetHpaMaxReplicas,
     /// Open a pull request with file changes in a GitOps repository; a person merges it.
     PullRequest,
 }
@@ -31,6 +34,7 @@ impl ActionKind {
             Self::Scale => "Scale",
             Self::RolloutRestart => "RolloutRestart",
             Self::Rollback => "Rollback",
+            Self::SetHpaMaxReplicas => "SetHpaMaxReplicas",
             Self::PullRequest => "PullRequest",
         }
     }
@@ -39,6 +43,7 @@ impl ActionKind {
     pub fn target_kind(self) -> &'static str {
         match self {
             Self::SetConfigMapKey => "ConfigMap",
+            Self::SetHpaMaxReplicas => "HorizontalPodAutoscaler",
             Self::PullRequest => "Repository",
             _ => "Deployment",
         }
@@ -68,7 +73,8 @@ impl Risk {
     pub fn of(kind: ActionKind) -> Risk {
         match kind {
             ActionKind::SetConfigMapKey | ActionKind::RolloutRestart | ActionKind::Scale | ActionKind::PullRequest => Risk::Low,
-            ActionKind::SetDeploymentEnv | ActionKind::SetDeploymentResources => Risk::Medium,
+            // More replicas allowed costs money and load on dependencies: a person looks first.
+            ActionKind::SetDeploymentEnv | ActionKind::SetDeploymentResources | ActionKind::SetHpaMaxReplicas => Risk::Medium,
             ActionKind::Rollback => Risk::High,
         }
     }
@@ -93,6 +99,12 @@ pub struct ProposedAction {
     /// New memory limit, a Kubernetes quantity such as `512Mi`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_limit: Option<String>,
+    /// New CPU limit (and request, when the request was higher), e.g. `1` or `1500m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_limit: Option<String>,
+    /// New ephemeral-storage limit, e.g. `2Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_storage_limit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
     /// ReplicaSet revision to roll back to.
@@ -131,6 +143,8 @@ impl ProposedAction {
             value: None,
             container: None,
             memory_limit: None,
+            cpu_limit: None,
+            ephemeral_storage_limit: None,
             replicas: None,
             revision: None,
             repository: None,
@@ -158,8 +172,12 @@ impl ProposedAction {
         match self.kind {
             ActionKind::SetConfigMapKey => need(self.key.is_some() && self.value.is_some(), "key and value"),
             ActionKind::SetDeploymentEnv => need(self.key.is_some() && self.value.is_some(), "key and value"),
-            ActionKind::SetDeploymentResources => need(self.memory_limit.is_some(), "memoryLimit"),
+            ActionKind::SetDeploymentResources => need(
+                self.memory_limit.is_some() || self.cpu_limit.is_some() || self.ephemeral_storage_limit.is_some(),
+                "memoryLimit, cpuLimit or ephemeralStorageLimit",
+            ),
             ActionKind::Scale => need(self.replicas.is_some_and(|r| r >= 0), "replicas >= 0"),
+            ActionKind::SetHpaMaxReplicas => need(self.replicas.is_some_and(|r| r >= 1), "replicas (the new maxReplicas) >= 1"),
             ActionKind::Rollback => need(self.revision.is_some(), "revision"),
             ActionKind::RolloutRestart => Ok(()),
             ActionKind::PullRequest => {
@@ -181,10 +199,22 @@ impl ProposedAction {
             ActionKind::SetConfigMapKey => format!("set ConfigMap {} key {}", self.target_name, self.key.as_deref().unwrap_or("?")),
             ActionKind::SetDeploymentEnv => format!("set env {} on Deployment {}", self.key.as_deref().unwrap_or("?"), self.target_name),
             ActionKind::SetDeploymentResources => {
-                format!("set memory limit {} on Deployment {}", self.memory_limit.as_deref().unwrap_or("?"), self.target_name)
+                let mut parts = Vec::new();
+                for (what, v) in
+                    [("memory", &self.memory_limit), ("cpu", &self.cpu_limit), ("ephemeral-storage", &self.ephemeral_storage_limit)]
+                {
+                    if let Some(v) = v {
+                        parts.push(format!("{what} limit {v}"));
+                    }
+                }
+                let on = self.container.as_deref().map(|c| format!(" of container {c}")).unwrap_or_default();
+                format!("set {}{on} on Deployment {}", parts.join(", "), self.target_name)
             }
             ActionKind::Scale => format!("scale Deployment {} to {}", self.target_name, self.replicas.unwrap_or_default()),
             ActionKind::RolloutRestart => format!("restart Deployment {}", self.target_name),
+            ActionKind::SetHpaMaxReplicas => {
+                format!("set maxReplicas of HorizontalPodAutoscaler {} to {}", self.target_name, self.replicas.unwrap_or_default())
+            }
             ActionKind::Rollback => format!("roll back Deployment {} to revision {}", self.target_name, self.revision.unwrap_or_default()),
             ActionKind::PullRequest => {
                 let paths: Vec<&str> = self.files.iter().map(|f| f.path.as_str()).collect();

@@ -76,7 +76,8 @@ impl LlmUsage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::diagnoser::{DiagnosisInput, diagnose_with_rules};
+    use crate::domain::diagnoser::DiagnosisInput;
+    use crate::domain::diagnosis::diagnose_with_rules;
 
     fn model_diagnosis(input: u64, output: u64, cost: f64) -> Diagnosis {
         let mut d = diagnose_with_rules(&DiagnosisInput::default());

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::action::{ActionKind, ProposedAction, Risk};
-use super::quantity::parse_bytes;
+use super::quantity::{parse_bytes, parse_millicores};
 
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -23,6 +23,10 @@ pub struct Policy {
     pub max_memory: String,
     /// Upper bound for replicas the operator may set.
     pub max_replicas: i32,
+    /// Upper bound for CPU limits the operator may set.
+    pub max_cpu: String,
+    /// Upper bound for ephemeral-storage limits the operator may set.
+    pub max_ephemeral_storage: String,
     /// Where pull requests may go and how big they may be.
     pub pull_requests: PullRequestPolicy,
 }
@@ -94,6 +98,8 @@ impl Default for Policy {
             dry_run: false,
             max_memory: "2Gi".into(),
             max_replicas: 10,
+            max_cpu: "4".into(),
+            max_ephemeral_storage: "10Gi".into(),
             pull_requests: PullRequestPolicy::default(),
         }
     }
@@ -169,6 +175,25 @@ impl Policy {
                     return refuse("OutOfBounds", format!("memory limit {m} exceeds the policy bound {}", self.max_memory));
                 }
                 (None, _) => return refuse("InvalidAction", format!("memory limit {m} is not a quantity")),
+            }
+        }
+        if let Some(c) = &action.cpu_limit {
+            match (parse_millicores(c), parse_millicores(&self.max_cpu)) {
+                (Some(v), Some(max)) if v <= max => {}
+                (Some(_), _) => return refuse("OutOfBounds", format!("CPU limit {c} exceeds the policy bound {}", self.max_cpu)),
+                (None, _) => return refuse("InvalidAction", format!("CPU limit {c} is not a quantity")),
+            }
+        }
+        if let Some(e) = &action.ephemeral_storage_limit {
+            match (parse_bytes(e), parse_bytes(&self.max_ephemeral_storage)) {
+                (Some(v), Some(max)) if v <= max => {}
+                (Some(_), _) => {
+                    return refuse(
+                        "OutOfBounds",
+                        format!("ephemeral-storage limit {e} exceeds the policy bound {}", self.max_ephemeral_storage),
+                    );
+                }
+                (None, _) => return refuse("InvalidAction", format!("ephemeral-storage limit {e} is not a quantity")),
             }
         }
         if action.kind == ActionKind::PullRequest
@@ -263,6 +288,13 @@ mod tests {
         assert_eq!(reason(Policy::default().evaluate(&a, &ctx())), "OutOfBounds");
         a.memory_limit = Some("lots".into());
         assert_eq!(reason(Policy::default().evaluate(&a, &ctx())), "InvalidAction");
+        let mut a = ProposedAction::new(ActionKind::SetDeploymentResources, "d");
+        a.cpu_limit = Some("8".into());
+        assert_eq!(reason(Policy::default().evaluate(&a, &ctx())), "OutOfBounds");
+        a.cpu_limit = Some("1500m".into());
+        assert!(Policy::default().evaluate(&a, &ctx()).is_allowed());
+        a.ephemeral_storage_limit = Some("50Gi".into());
+        assert_eq!(reason(Policy::default().evaluate(&a, &ctx())), "OutOfBounds");
     }
 
     fn pull_request(path: &str) -> ProposedAction {

@@ -25,6 +25,9 @@ pub struct Bounds {
     pub max_traces: usize,
     pub max_annotations: usize,
     pub max_notes: usize,
+    /// ConfigMaps whose current values are kept, and keys per ConfigMap.
+    pub max_config_maps: usize,
+    pub max_config_keys: usize,
     /// Serialized size of the whole bundle; log lines go first (oldest first) when it is exceeded.
     pub max_total_bytes: usize,
 }
@@ -44,6 +47,8 @@ impl Default for Bounds {
             max_traces: 10,
             max_annotations: 10,
             max_notes: 10,
+            max_config_maps: 5,
+            max_config_keys: 20,
             max_total_bytes: 64 * 1024,
         }
     }
@@ -183,6 +188,52 @@ fn truncate(s: &str, max: usize) -> (String, bool) {
     (format!("{}…", &s[..end]), true)
 }
 
+/// Words that start the decisive clause of a long error line (a Java/AWS SDK line puts the
+/// exception and its message after a long prefix of timestamps, thread and logger names).
+const ERROR_CLAUSE_MARKERS: [&str; 14] = [
+    "exception",
+    "error",
+    "caused by",
+    "is not authorized",
+    "denied",
+    "refused",
+    "timeout",
+    "timed out",
+    "no such host",
+    "x509",
+    "throttl",
+    "exceeded",
+    "panic",
+    "fatal",
+];
+
+fn floor_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// Bounds a log or event line to about `max` bytes, keeping the error clause: the start of the
+/// line (a third of the budget) and, when the error clause begins after that, the text from the
+/// clause on, so `... AccessDeniedException: User: arn:... is not authorized to perform ...`
+/// survives a long prefix.
+pub fn bound_line(s: &str, max: usize) -> (String, bool) {
+    if s.len() <= max {
+        return (s.to_string(), false);
+    }
+    let head_len = floor_boundary(s, max / 3);
+    let lower = s.to_ascii_lowercase();
+    let clause = ERROR_CLAUSE_MARKERS.iter().filter_map(|m| lower[head_len..].find(m).map(|i| i + head_len)).min();
+    let Some(start) = clause else { return truncate(s, max) };
+    // Back up to the start of the word (the exception's class name precedes "Exception").
+    let word_start = s[..start].rfind([' ', '(', '[', ':', '"']).map_or(start, |i| i + 1).max(head_len);
+    let budget = max.saturating_sub(head_len);
+    let end = floor_boundary(s, (word_start + budget).min(s.len()));
+    let more = if end < s.len() { "…" } else { "" };
+    (format!("{} … {}{more}", &s[..head_len], &s[word_start..end]), true)
+}
+
 /// Keep the newest `max` entries (the tail), recording whether anything was dropped.
 fn keep_tail<T>(v: &mut Vec<T>, max: usize) -> bool {
     if v.len() > max {
@@ -202,7 +253,7 @@ pub fn redact_and_bound(mut ev: Evidence, b: &Bounds) -> Evidence {
     cut |= keep_tail(&mut ev.config_changes, b.max_config_changes);
     cut |= keep_tail(&mut ev.logs, b.max_log_tails);
     for e in &mut ev.events {
-        let (m, t) = truncate(&redact_line(&e.message), b.max_line_len);
+        let (m, t) = bound_line(&redact_line(&e.message), b.max_line_len);
         e.message = m;
         cut |= t;
     }
@@ -222,7 +273,7 @@ pub fn redact_and_bound(mut ev: Evidence, b: &Bounds) -> Evidence {
     for tail in &mut ev.logs {
         cut |= keep_tail(&mut tail.lines, b.max_log_lines);
         for line in &mut tail.lines {
-            let (m, t) = truncate(&redact_line(line), b.max_line_len);
+            let (m, t) = bound_line(&redact_line(line), b.max_line_len);
             *line = m;
             cut |= t;
         }
@@ -230,6 +281,7 @@ pub fn redact_and_bound(mut ev: Evidence, b: &Bounds) -> Evidence {
     let (s, t) = truncate(&redact_line(&ev.signal), b.max_line_len);
     ev.signal = s;
     cut |= t;
+    cut |= redact_and_bound_workload(&mut ev, b);
     if let Some(cloud) = &mut ev.cloud {
         cut |= redact_and_bound_cloud(cloud, b);
     }
@@ -238,11 +290,72 @@ pub fn redact_and_bound(mut ev: Evidence, b: &Bounds) -> Evidence {
     ev
 }
 
+/// Free text the kubelet, controllers and people wrote into statuses, and ConfigMap values:
+/// redacted and bounded like log lines. Secret-looking ConfigMap keys keep their name only.
+fn redact_and_bound_workload(ev: &mut Evidence, b: &Bounds) -> bool {
+    let mut cut = false;
+    let mut line = |s: &mut String| {
+        let (m, t) = bound_line(&redact_line(s), b.max_line_len);
+        *s = m;
+        cut |= t;
+    };
+    for p in &mut ev.pods {
+        for s in [&mut p.message].into_iter().flatten() {
+            line(s);
+        }
+        for c in &mut p.conditions {
+            if let Some(m) = &mut c.message {
+                line(m);
+            }
+        }
+        for c in &mut p.containers {
+            if let Some(m) = &mut c.message {
+                line(m);
+            }
+            if let Some(m) = c.last_termination.as_mut().and_then(|t| t.message.as_mut()) {
+                line(m);
+            }
+        }
+    }
+    for r in &mut ev.rollouts {
+        for c in &mut r.changes {
+            line(&mut c.detail);
+        }
+    }
+    if let Some(h) = &mut ev.hpa {
+        for c in &mut h.conditions {
+            line(c);
+        }
+    }
+    for n in &mut ev.notes {
+        line(n);
+    }
+    let mut cut2 = keep_head(&mut ev.config_maps, b.max_config_maps);
+    for cm in &mut ev.config_maps {
+        if cm.data.len() > b.max_config_keys {
+            cm.data = std::mem::take(&mut cm.data).into_iter().take(b.max_config_keys).collect();
+            cut2 = true;
+        }
+        for (k, v) in cm.data.iter_mut() {
+            if is_secret_key(k) {
+                *v = REDACTED.to_string();
+            } else {
+                let (m, t) = truncate(&redact_line(v), b.max_value_len);
+                *v = m;
+                cut2 |= t;
+            }
+        }
+    }
+    cut2 |= keep_head(&mut ev.missing_refs, b.max_pods);
+    cut2 |= keep_head(&mut ev.notes, b.max_notes);
+    cut || cut2
+}
+
 /// Redacts and bounds the cloud section; true when something was dropped or cut.
 fn redact_and_bound_cloud(cloud: &mut CloudEvidence, b: &Bounds) -> bool {
     let mut cut = false;
     let line = |s: &mut String| {
-        let (m, t) = truncate(&redact_line(s), b.max_line_len);
+        let (m, t) = bound_line(&redact_line(s), b.max_line_len);
         *s = m;
         t
     };
@@ -317,6 +430,46 @@ mod tests {
     use crate::domain::evidence::{ConfigChange, LogTail};
 
     #[test]
+    fn config_map_values_and_status_messages_are_redacted_and_bounded() {
+        use crate::domain::evidence::{ConfigMapEvidence, ContainerStatusEvidence, PodEvidence};
+        let ev = Evidence {
+            config_maps: vec![ConfigMapEvidence {
+                name: "cfg".into(),
+                data: [("DB_PASSWORD".to_string(), "hunter2".to_string()), ("POOL".to_string(), "x".repeat(5000))].into(),
+                used_as: vec!["env".into()],
+            }],
+            pods: vec![PodEvidence {
+                name: "p".into(),
+                containers: vec![ContainerStatusEvidence {
+                    name: "c".into(),
+                    message: Some("auth failed token=abc123 for user".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let out = redact_and_bound(ev, &Bounds::default());
+        assert_eq!(out.config_maps[0].data["DB_PASSWORD"], REDACTED);
+        assert!(out.config_maps[0].data["POOL"].len() <= 1024 + 4);
+        assert_eq!(out.pods[0].containers[0].message.as_deref(), Some("auth failed token=[REDACTED] for user"));
+        assert!(out.truncated);
+    }
+
+    #[test]
+    fn a_long_line_keeps_its_error_clause() {
+        let prefix = "2026-01-01T00:00:00.000Z [http-nio-8080-exec-7] com.example.orders.OrderRepository ".repeat(4);
+        let line = format!(
+            "{prefix}software.amazon.awssdk.services.dynamodb.model.DynamoDbException: User: arn:aws:sts::123:assumed-role/oms/x is not authorized to perform: dynamodb:PutItem on resource: table/orders"
+        );
+        let (b, cut) = bound_line(&line, 300);
+        assert!(cut);
+        assert!(b.contains("DynamoDbException: User:") && b.contains("is not authorized to perform"), "{b}");
+        assert!(b.len() <= 300 + 8, "{}", b.len());
+        assert_eq!(bound_line("short", 300), ("short".to_string(), false));
+    }
+
+    #[test]
     fn secret_looking_values_are_masked() {
         assert_eq!(redact_line("login password=hunter2 ok"), format!("login password={REDACTED} ok"));
         assert_eq!(redact_line("Authorization: Bearer abc.def"), format!("Authorization: Bearer {REDACTED}"));
@@ -344,7 +497,8 @@ mod tests {
     #[test]
     fn logs_are_bounded_to_the_newest_lines() {
         let lines: Vec<String> = (0..100).map(|i| format!("line {i}")).collect();
-        let ev = Evidence { logs: vec![LogTail { pod: "p".into(), container: "c".into(), lines }], ..Default::default() };
+        let ev =
+            Evidence { logs: vec![LogTail { pod: "p".into(), container: "c".into(), lines, ..Default::default() }], ..Default::default() };
         let b = Bounds { max_log_lines: 3, ..Default::default() };
         let out = redact_and_bound(ev, &b);
         assert_eq!(out.logs[0].lines, vec!["line 97", "line 98", "line 99"]);
@@ -470,7 +624,8 @@ mod tests {
     #[test]
     fn the_whole_bundle_respects_the_byte_bound() {
         let lines: Vec<String> = (0..40).map(|i| format!("line {i} {}", "x".repeat(200))).collect();
-        let ev = Evidence { logs: vec![LogTail { pod: "p".into(), container: "c".into(), lines }], ..Default::default() };
+        let ev =
+            Evidence { logs: vec![LogTail { pod: "p".into(), container: "c".into(), lines, ..Default::default() }], ..Default::default() };
         let out = redact_and_bound(ev, &Bounds { max_total_bytes: 2000, ..Default::default() });
         assert!(serde_json::to_vec(&out).expect("json").len() <= 2000);
         assert!(out.logs[0].lines.last().is_some_and(|l| l.starts_with("line 39 ")), "the newest lines are kept");

@@ -5,7 +5,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::diagnoser::{Diagnosis, RULES_MODEL, diagnose_with_rules};
+use super::diagnoser::{Diagnosis, RULES_MODEL};
+use super::diagnosis::diagnose_with_rules;
+use super::investigation::answer;
 use super::post_mortem::{PostMortem, SCHEMA_VERSION};
 
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +56,29 @@ pub struct ReplayReport {
     pub prompt_hash_matches: bool,
     /// True when both category and proposed action match.
     pub matches: bool,
+    /// A model's recorded investigation: how many tool calls it made, and whether every
+    /// answered call, re-run offline against the recorded evidence, gives the recorded answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub investigation: Option<InvestigationReplay>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct InvestigationReplay {
+    pub calls: usize,
+    pub refused: usize,
+    pub answers_match: bool,
+}
+
+/// Re-runs each answered tool call of a recorded investigation on the evidence.
+fn replay_investigation(d: &Diagnosis, evidence: &super::evidence::Evidence) -> Option<InvestigationReplay> {
+    if d.investigation.is_empty() {
+        return None;
+    }
+    let answered: Vec<_> = d.investigation.iter().filter(|x| !x.refused).collect();
+    let answers_match = answered.iter().all(|x| answer(evidence, &x.tool, &x.input).unwrap_or_else(|why| why) == x.answer);
+    Some(InvestigationReplay { calls: d.investigation.len(), refused: d.investigation.len() - answered.len(), answers_match })
 }
 
 pub fn replay_offline(pm: &PostMortem) -> Result<ReplayReport, ReplayError> {
@@ -63,6 +86,7 @@ pub fn replay_offline(pm: &PostMortem) -> Result<ReplayReport, ReplayError> {
     let input = ctx.diagnosis_input().ok_or_else(|| ReplayError::NoEvidence(pm.truncated.join(", ")))?;
     let replayed = diagnose_with_rules(&input);
     let recorded = ctx.recorded_diagnosis.clone();
+    let investigation = recorded.as_ref().and_then(|d| replay_investigation(d, &input.evidence));
     let category_matches = recorded.as_ref().map(|d| d.root_cause_category) == Some(replayed.root_cause_category);
     let action_matches = recorded.as_ref().map(|d| &d.proposed_action) == Some(&replayed.proposed_action);
     let prompt_hash_matches = recorded.as_ref().is_some_and(|d| d.prompt_hash == replayed.prompt_hash);
@@ -82,6 +106,7 @@ pub fn replay_offline(pm: &PostMortem) -> Result<ReplayReport, ReplayError> {
         action_matches,
         prompt_hash_matches,
         matches: category_matches && action_matches,
+        investigation,
         note,
     })
 }
@@ -98,7 +123,7 @@ mod tests {
         let evidence = Evidence {
             workload: "Deployment/oms".into(),
             desired_replicas: 2,
-            containers: vec![ContainerEvidence { name: "oms".into(), memory_limit: Some("256Mi".into()), image: None }],
+            containers: vec![ContainerEvidence { name: "oms".into(), memory_limit: Some("256Mi".into()), ..Default::default() }],
             pods: vec![PodEvidence {
                 name: "oms-1".into(),
                 phase: "Running".into(),
@@ -141,6 +166,27 @@ mod tests {
         let r = replay_offline(&pm).expect("replay");
         assert!(r.category_matches && !r.action_matches && !r.matches);
         assert!(r.note.is_some_and(|n| n.contains("anthropic.claude-test")));
+    }
+
+    #[test]
+    fn a_recorded_investigation_is_re_run_offline() {
+        use crate::domain::investigation::ToolExchange;
+        let mut pm = oom_post_mortem();
+        let evidence = pm.simulation_context.evidence.clone().expect("evidence");
+        let describe = answer(&evidence, "describe_pod", &serde_json::json!({"pod": "oms-1"})).expect("answer");
+        if let Some(d) = pm.simulation_context.recorded_diagnosis.as_mut() {
+            d.model = "anthropic.claude-test".into();
+            d.investigation = vec![
+                ToolExchange { tool: "describe_pod".into(), input: serde_json::json!({"pod": "oms-1"}), answer: describe, refused: false },
+                ToolExchange { tool: "kubectl_delete".into(), input: serde_json::json!({}), answer: "not available".into(), refused: true },
+            ];
+        }
+        let r = replay_offline(&pm).expect("replay");
+        assert_eq!(r.investigation, Some(InvestigationReplay { calls: 2, refused: 1, answers_match: true }));
+        if let Some(d) = pm.simulation_context.recorded_diagnosis.as_mut() {
+            d.investigation[0].answer = "something else".into();
+        }
+        assert_eq!(replay_offline(&pm).expect("replay").investigation.map(|i| i.answers_match), Some(false));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! so a key or env var that did not exist before is removed again (`null` / `$patch: delete`).
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Container};
 use serde_json::{Value, json};
 
@@ -31,6 +32,7 @@ pub enum UndoError {
 pub enum Before<'a> {
     ConfigMap(&'a ConfigMap),
     Deployment(&'a Deployment),
+    Hpa(&'a HorizontalPodAutoscaler),
 }
 
 /// The container an action is about: the one it names, else the Deployment's first.
@@ -57,8 +59,17 @@ fn containers_patch(container: &str, fields: Value) -> Value {
 fn deployment<'a>(before: Before<'a>) -> Result<&'a Deployment, UndoError> {
     match before {
         Before::Deployment(d) => Ok(d),
-        Before::ConfigMap(_) => Err(UndoError::WrongTarget { expected: "Deployment" }),
+        Before::ConfigMap(_) | Before::Hpa(_) => Err(UndoError::WrongTarget { expected: "Deployment" }),
     }
+}
+
+/// The limits a SetDeploymentResources action sets, by resource name.
+pub fn resource_limits(action: &ProposedAction) -> [(&'static str, Option<&String>); 3] {
+    [
+        ("memory", action.memory_limit.as_ref()),
+        ("cpu", action.cpu_limit.as_ref()),
+        ("ephemeral-storage", action.ephemeral_storage_limit.as_ref()),
+    ]
 }
 
 /// The patch that puts `before` back as far as `action` changes it.
@@ -86,14 +97,21 @@ pub fn undo_patch(action: &ProposedAction, before: Before<'_>) -> Result<Value, 
         ActionKind::SetDeploymentResources => {
             let d = deployment(before)?;
             let c = container_name(action, d)?;
-            let prev = container(d, &c)
-                .ok_or_else(|| UndoError::NoSuchContainer(c.clone()))?
-                .resources
-                .as_ref()
-                .and_then(|r| r.limits.as_ref())
-                .and_then(|l| l.get("memory"))
-                .map(|q| q.0.clone());
-            containers_patch(&c, json!({"resources": {"limits": {"memory": prev}}}))
+            let limits =
+                container(d, &c).ok_or_else(|| UndoError::NoSuchContainer(c.clone()))?.resources.as_ref().and_then(|r| r.limits.as_ref());
+            // Only the limits the action sets; a limit that did not exist before is removed again.
+            let mut restore = serde_json::Map::new();
+            // An action from before CPU and ephemeral storage meant the memory limit.
+            let none_set = resource_limits(action).iter().all(|(_, v)| v.is_none());
+            for (resource, set) in resource_limits(action) {
+                if set.is_some() || (none_set && resource == "memory") {
+                    restore.insert(
+                        resource.into(),
+                        limits.and_then(|l| l.get(resource)).map(|q| Value::String(q.0.clone())).unwrap_or(Value::Null),
+                    );
+                }
+            }
+            containers_patch(&c, json!({"resources": {"limits": restore}}))
         }
         ActionKind::Scale => json!({"spec": {"replicas": deployment(before)?.spec.replicas.unwrap_or(1)}}),
         ActionKind::RolloutRestart => {
@@ -105,6 +123,12 @@ pub fn undo_patch(action: &ProposedAction, before: Before<'_>) -> Result<Value, 
         ActionKind::Rollback => {
             let template = serde_json::to_value(&deployment(before)?.spec.template).unwrap_or(Value::Null);
             json!({"spec": {"template": template}})
+        }
+        ActionKind::SetHpaMaxReplicas => {
+            let Before::Hpa(h) = before else {
+                return Err(UndoError::WrongTarget { expected: "HorizontalPodAutoscaler" });
+            };
+            json!({"spec": {"maxReplicas": h.spec.max_replicas}})
         }
         ActionKind::PullRequest => return Err(UndoError::NotInCluster(action.kind)),
     })
@@ -147,8 +171,24 @@ mod tests {
         a.container = Some("oms".into());
         let p = undo_patch(&a, Before::Deployment(&d)).expect("patch");
         assert_eq!(p.pointer("/spec/template/spec/containers/0/resources/limits/memory"), Some(&json!("256Mi")));
+        a.memory_limit = Some("512Mi".into());
+        a.cpu_limit = Some("1".into());
+        let p = undo_patch(&a, Before::Deployment(&d)).expect("patch");
+        assert_eq!(p.pointer("/spec/template/spec/containers/0/resources/limits/memory"), Some(&json!("256Mi")));
+        assert_eq!(p.pointer("/spec/template/spec/containers/0/resources/limits/cpu"), Some(&json!(null)), "a new limit is removed again");
         a.container = Some("nope".into());
         assert_eq!(undo_patch(&a, Before::Deployment(&d)), Err(UndoError::NoSuchContainer("nope".into())));
+    }
+
+    #[test]
+    fn hpa_max_replicas_is_restored() {
+        let h: HorizontalPodAutoscaler = serde_json::from_value(json!({"metadata": {"name": "oms"},
+            "spec": {"maxReplicas": 6, "scaleTargetRef": {"kind": "Deployment", "name": "oms"}}}))
+        .expect("hpa");
+        let mut a = ProposedAction::new(ActionKind::SetHpaMaxReplicas, "oms");
+        a.replicas = Some(9);
+        assert_eq!(undo_patch(&a, Before::Hpa(&h)), Ok(json!({"spec": {"maxReplicas": 6}})));
+        assert_eq!(undo_patch(&a, Before::Deployment(&deployment())), Err(UndoError::WrongTarget { expected: "HorizontalPodAutoscaler" }));
     }
 
     #[test]

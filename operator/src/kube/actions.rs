@@ -3,6 +3,7 @@
 //! for rollbacks, the stored ReplicaSet), so re-applying after a restart is a no-op.
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
@@ -11,7 +12,7 @@ use serde_json::{Value, json};
 use super::evidence::{REVISION_ANNOTATION, owned_replica_sets};
 use crate::crd::{FIELD_MANAGER, Snapshot};
 use crate::domain::action::{ActionKind, ProposedAction};
-use crate::domain::undo::{Before, UndoError, container_name, undo_patch};
+use crate::domain::undo::{Before, UndoError, container_name, resource_limits, undo_patch};
 
 pub use crate::domain::undo::RESTART_ANNOTATION;
 
@@ -50,6 +51,13 @@ pub async fn snapshot(client: &Client, ns: &str, action: &ProposedAction, restar
                 .ok_or_else(|| ActionError::TargetNotFound(action.target()))?;
             (cm.resource_version(), undo_patch(action, Before::ConfigMap(&cm))?)
         }
+        ActionKind::SetHpaMaxReplicas => {
+            let h = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns)
+                .get_opt(&action.target_name)
+                .await?
+                .ok_or_else(|| ActionError::TargetNotFound(action.target()))?;
+            (h.resource_version(), undo_patch(action, Before::Hpa(&h))?)
+        }
         ActionKind::PullRequest => return Err(ActionError::NotExecutable("pull requests are opened by the GitOps adapter".into())),
         _ => {
             let d = deployment(client, ns, &action.target_name).await?;
@@ -62,6 +70,8 @@ pub async fn snapshot(client: &Client, ns: &str, action: &ProposedAction, restar
         undo_patch: undo.to_string(),
         restarts,
         taken_at: now.to_string(),
+        healthy_before: None,
+        restart: None,
     })
 }
 
@@ -85,12 +95,20 @@ pub async fn apply_fragment(client: &Client, ns: &str, action: &ProposedAction, 
         ActionKind::SetDeploymentResources => {
             let d = deployment(client, ns, &action.target_name).await?;
             let c = container_name(action, &d)?;
-            let m = action.memory_limit.clone().ok_or_else(|| ActionError::Invalid("memoryLimit required".into()))?;
-            json!({"spec": {"template": {"spec": {"containers": [{"name": c, "resources": {"limits": {"memory": m}}}]}}}})
+            let limits: serde_json::Map<String, Value> =
+                resource_limits(action).into_iter().filter_map(|(r, v)| v.map(|v| (r.to_string(), Value::String(v.clone())))).collect();
+            if limits.is_empty() {
+                return Err(ActionError::Invalid("memoryLimit, cpuLimit or ephemeralStorageLimit required".into()));
+            }
+            json!({"spec": {"template": {"spec": {"containers": [{"name": c, "resources": {"limits": limits}}]}}}})
         }
         ActionKind::Scale => {
             let r = action.replicas.ok_or_else(|| ActionError::Invalid("replicas required".into()))?;
             json!({"spec": {"replicas": r}})
+        }
+        ActionKind::SetHpaMaxReplicas => {
+            let r = action.replicas.ok_or_else(|| ActionError::Invalid("replicas required".into()))?;
+            json!({"spec": {"maxReplicas": r}})
         }
         ActionKind::RolloutRestart => json!({"spec": {"template": {"metadata": {"annotations": {RESTART_ANNOTATION: remediation}}}}}),
         ActionKind::Rollback => {
@@ -117,6 +135,7 @@ pub async fn apply_fragment(client: &Client, ns: &str, action: &ProposedAction, 
 fn full_body(action: &ProposedAction, fragment: &Value) -> Value {
     let (api_version, kind) = match action.kind {
         ActionKind::SetConfigMapKey => ("v1", "ConfigMap"),
+        ActionKind::SetHpaMaxReplicas => ("autoscaling/v2", "HorizontalPodAutoscaler"),
         _ => ("apps/v1", "Deployment"),
     };
     let mut body = json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": action.target_name}});
@@ -142,9 +161,21 @@ pub async fn apply(
     if dry_run {
         pp = pp.dry_run();
     }
+    if action.kind == ActionKind::Rollback {
+        let template = fragment.pointer("/spec/template").cloned().unwrap_or(Value::Null);
+        let mut pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+        if dry_run {
+            pp = pp.dry_run();
+        }
+        let result = replace_template(client, ns, &action.target_name, template, &pp).await?;
+        return Ok((body, serde_json::to_value(result).map_err(|e| ActionError::Invalid(e.to_string()))?));
+    }
     let result = match action.kind {
         ActionKind::SetConfigMapKey => serde_json::to_value(
             Api::<ConfigMap>::namespaced(client.clone(), ns).patch(&action.target_name, &pp, &Patch::Apply(&body)).await?,
+        ),
+        ActionKind::SetHpaMaxReplicas => serde_json::to_value(
+            Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns).patch(&action.target_name, &pp, &Patch::Apply(&body)).await?,
         ),
         _ => serde_json::to_value(
             Api::<Deployment>::namespaced(client.clone(), ns).patch(&action.target_name, &pp, &Patch::Apply(&body)).await?,
@@ -152,6 +183,23 @@ pub async fn apply(
     }
     .map_err(|e| ActionError::Invalid(e.to_string()))?;
     Ok((body, result))
+}
+
+/// `{"spec": {"template": ...}}` and nothing else: the undo of a rollback.
+fn is_whole_template(patch: &Value) -> bool {
+    patch.as_object().is_some_and(|o| o.len() == 1)
+        && patch.get("spec").and_then(Value::as_object).is_some_and(|s| s.len() == 1 && s.contains_key("template"))
+}
+
+/// Replaces a Deployment's pod template as a whole, as `kubectl rollout undo` does. A
+/// server-side apply would not do: it never removes fields other managers own (an env var a
+/// person added with `kubectl set env` stays), nor would a strategic merge (lists merge by
+/// name), so the "rolled back" template would still carry what broke it.
+async fn replace_template(client: &Client, ns: &str, name: &str, template: Value, pp: &PatchParams) -> Result<Deployment, ActionError> {
+    let ops: json_patch::Patch =
+        serde_json::from_value(serde_json::json!([{"op": "replace", "path": "/spec/template", "value": template}]))
+            .map_err(|e| ActionError::Invalid(e.to_string()))?;
+    Ok(Api::<Deployment>::namespaced(client.clone(), ns).patch(name, pp, &Patch::<()>::Json(ops)).await?)
 }
 
 /// Puts the snapshot back (merge patch for ConfigMaps, strategic merge for Deployments, so
@@ -164,8 +212,16 @@ pub async fn undo(client: &Client, ns: &str, snapshot: &Snapshot) -> Result<(), 
         "ConfigMap" => {
             Api::<ConfigMap>::namespaced(client.clone(), ns).patch(name, &pp, &Patch::Merge(&patch)).await?;
         }
+        // A rollback's undo puts the whole previous template back (see `replace_template`).
+        "Deployment" if is_whole_template(&patch) => {
+            let template = patch.pointer("/spec/template").cloned().unwrap_or(Value::Null);
+            replace_template(client, ns, name, template, &pp).await?;
+        }
         "Deployment" => {
             Api::<Deployment>::namespaced(client.clone(), ns).patch(name, &pp, &Patch::Strategic(&patch)).await?;
+        }
+        "HorizontalPodAutoscaler" => {
+            Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns).patch(name, &pp, &Patch::Merge(&patch)).await?;
         }
         other => return Err(ActionError::BadSnapshot(format!("unknown kind {other}"))),
     }

@@ -1,63 +1,51 @@
-//! Collects the evidence bundle for one Deployment. Reads pods, events, ReplicaSets, the
-//! ConfigMaps it mounts (never Secrets) and a few log tails. Redaction and bounding happen in
-//! `domain::redact` before the bundle is stored or used.
+//! Collects the evidence bundle for one workload (Deployment, StatefulSet, DaemonSet, Job,
+//! CronJob or a bare Pod): its pod template per container, its pods with per-container state
+//! and last termination, events with counts and times, ReplicaSet revisions with what each
+//! changed, the ConfigMaps it reads (current values and observed changes; never Secrets, whose
+//! absence is known only from the kubelet's messages), the objects around it
+//! (`kube::surroundings`) and log tails of failing and ready pods, current and previous.
+//! Redaction and bounding happen in `domain::redact` before the bundle is stored or used.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, ContainerStatus, Event as CoreEvent, Pod};
 use kube::api::{ListParams, LogParams};
 use kube::{Api, Client, ResourceExt};
 
 use super::config_history::ConfigHistory;
+use super::workload::{self, Workload, WorkloadError};
 use crate::domain::evidence::*;
+use crate::domain::pod_template::{containers, references, template_changes};
 
 pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 const LOG_TAIL_PODS: usize = 3;
 const LOG_TAIL_LINES: i64 = 40;
+const MAX_CONFIG_MAPS: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvidenceError {
     #[error("workload {0} not found")]
     NotFound(String),
-    #[error("unsupported workload kind {0} (only Deployment)")]
+    #[error("unsupported workload kind {0}")]
     Unsupported(String),
     #[error(transparent)]
     Kube(#[from] kube::Error),
 }
 
-/// `matchLabels` as a label selector string (matchExpressions are not used by our targets).
-pub fn selector_string(d: &Deployment) -> String {
-    d.spec
-        .selector
-        .match_labels
-        .as_ref()
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
-        .unwrap_or_default()
+impl From<WorkloadError> for EvidenceError {
+    fn from(e: WorkloadError) -> Self {
+        match e {
+            WorkloadError::NotFound(w) => Self::NotFound(w),
+            e @ WorkloadError::Unsupported(_) => Self::Unsupported(e.to_string()),
+            WorkloadError::Kube(k) => Self::Kube(k),
+        }
+    }
 }
 
-/// ConfigMaps a Deployment's pods read (volumes, envFrom, env valueFrom).
-pub fn mounted_config_maps(d: &Deployment) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let Some(spec) = d.spec.template.spec.as_ref() else { return out };
-    for v in spec.volumes.iter().flatten() {
-        if let Some(cm) = &v.config_map {
-            out.insert(cm.name.clone());
-        }
-    }
-    for c in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
-        for ef in c.env_from.iter().flatten() {
-            if let Some(r) = &ef.config_map_ref {
-                out.insert(r.name.clone());
-            }
-        }
-        for e in c.env.iter().flatten() {
-            if let Some(r) = e.value_from.as_ref().and_then(|vf| vf.config_map_key_ref.as_ref()) {
-                out.insert(r.name.clone());
-            }
-        }
-    }
-    out
+/// `matchLabels` as a label selector string (verification reads a Deployment's pods with it).
+pub fn selector_string(d: &Deployment) -> String {
+    crate::domain::pod_template::selector_query(&d.spec.selector)
 }
 
 fn revision_of(rs: &ReplicaSet) -> Option<i64> {
@@ -82,109 +70,263 @@ pub async fn collect(
     name: &str,
     signal: &str,
 ) -> Result<Evidence, EvidenceError> {
-    if kind != "Deployment" {
-        return Err(EvidenceError::Unsupported(kind.into()));
-    }
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    let d = deployments.get_opt(name).await?.ok_or_else(|| EvidenceError::NotFound(format!("Deployment/{name}")))?;
-    let status = d.status.clone().unwrap_or_default();
-    let desired = d.spec.replicas.unwrap_or(1);
+    let w = workload::resolve(client, ns, kind, name).await?;
     let mut ev = Evidence {
-        workload: format!("Deployment/{name}"),
-        desired_replicas: desired,
-        ready_replicas: status.ready_replicas.unwrap_or(0),
-        unavailable_replicas: status.unavailable_replicas.unwrap_or(0),
+        workload: format!("{}/{name}", w.kind),
+        desired_replicas: w.desired,
+        ready_replicas: w.ready,
+        unavailable_replicas: w.unavailable,
         signal: signal.to_string(),
+        collected_at: crate::domain::time::now_rfc3339(),
         ..Default::default()
     };
-    for c in d.spec.template.spec.iter().flat_map(|s| s.containers.iter()) {
-        ev.containers.push(ContainerEvidence {
-            name: c.name.clone(),
-            memory_limit: c.resources.as_ref().and_then(|r| r.limits.as_ref()).and_then(|l| l.get("memory")).map(|q| q.0.clone()),
-            image: c.image.clone(),
-        });
+    if let Some(spec) = &w.template.spec {
+        ev.containers = containers(spec);
     }
 
-    let replica_sets = owned_replica_sets(client, ns, &d).await?;
-    let rs_revision: BTreeMap<String, i64> = replica_sets.iter().filter_map(|rs| revision_of(rs).map(|r| (rs.name_any(), r))).collect();
-    for rs in &replica_sets {
-        ev.rollouts.push(RolloutEvidence {
-            revision: revision_of(rs).unwrap_or_default(),
-            replica_set: rs.name_any(),
-            images: rs
-                .spec
-                .template
-                .as_ref()
-                .and_then(|t| t.spec.as_ref())
-                .map(|s| s.containers.iter().filter_map(|c| c.image.clone()).collect())
-                .unwrap_or_default(),
-            created: rs.creation_timestamp().map(|t| t.0.to_string()).unwrap_or_default(),
-        });
+    let mut related: BTreeSet<String> = [name.to_string()].into();
+    let mut rs_revision = BTreeMap::new();
+    if let Some(d) = &w.deployment {
+        let replica_sets = owned_replica_sets(client, ns, d).await?;
+        let mut previous: Option<&ReplicaSet> = None;
+        for rs in &replica_sets {
+            related.insert(rs.name_any());
+            if let Some(r) = revision_of(rs) {
+                rs_revision.insert(rs.name_any(), r);
+            }
+            let template = rs.spec.template.clone().unwrap_or_default();
+            let changes = previous.and_then(|p| p.spec.template.as_ref()).map(|old| template_changes(old, &template)).unwrap_or_default();
+            ev.rollouts.push(RolloutEvidence {
+                revision: revision_of(rs).unwrap_or_default(),
+                replica_set: rs.name_any(),
+                images: template.spec.as_ref().map(|s| s.containers.iter().filter_map(|c| c.image.clone()).collect()).unwrap_or_default(),
+                created: rs.creation_timestamp().map(|t| t.0.to_string()).unwrap_or_default(),
+                changes,
+            });
+            previous = Some(rs);
+        }
     }
 
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let selector = selector_string(&d);
-    let pod_list = if selector.is_empty() { vec![] } else { pods.list(&ListParams::default().labels(&selector)).await?.items };
-    let mut pod_names = BTreeSet::new();
+    let pod_list = workload::pods(client, ns, &w).await?;
+    let mut nodes = BTreeSet::new();
     for p in &pod_list {
-        pod_names.insert(p.name_any());
-        let st = p.status.clone().unwrap_or_default();
-        let cs = st.container_statuses.unwrap_or_default();
-        let waiting = cs.iter().find_map(|c| c.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.clone()));
-        let last_term = cs.iter().find_map(|c| c.last_state.as_ref().and_then(|s| s.terminated.as_ref()));
-        let revision = p.owner_references().iter().find_map(|o| rs_revision.get(&o.name).copied());
-        ev.pods.push(PodEvidence {
-            name: p.name_any(),
-            phase: st.phase.unwrap_or_else(|| "Unknown".into()),
-            ready: !cs.is_empty() && cs.iter().all(|c| c.ready),
-            restarts: cs.iter().map(|c| c.restart_count).sum(),
-            waiting_reason: waiting,
-            last_termination_reason: last_term.and_then(|t| t.reason.clone()),
-            last_exit_code: last_term.map(|t| t.exit_code),
-            revision,
-        });
+        related.insert(p.name_any());
+        let pe = pod_evidence(p, &rs_revision);
+        if let Some(n) = &pe.node {
+            nodes.insert(n.clone());
+        }
+        ev.pods.push(pe);
     }
+    ev.missing_refs.extend(missing_secrets_from_kubelet(&ev.pods));
 
-    let events: Api<CoreEvent> = Api::namespaced(client.clone(), ns);
-    let mut evs: Vec<CoreEvent> = events
+    config_maps(client, history, ns, &w, &mut ev).await?;
+    super::surroundings::collect(client, ns, &w, &nodes, &mut ev).await;
+    related.extend(ev.pvcs.iter().map(|p| p.name.clone()));
+    related.extend(ev.hpa.iter().map(|h| h.name.clone()));
+    events(client, ns, &related, &mut ev).await?;
+    logs(client, ns, &mut ev).await;
+    Ok(ev)
+}
+
+fn container_status(c: &ContainerStatus, init: bool) -> ContainerStatusEvidence {
+    let s = c.state.clone().unwrap_or_default();
+    let (state, reason, message, exit_code) = if let Some(w) = s.waiting {
+        ("waiting", w.reason, w.message, None)
+    } else if let Some(t) = s.terminated {
+        ("terminated", t.reason, t.message, Some(t.exit_code))
+    } else {
+        ("running", None, None, None)
+    };
+    ContainerStatusEvidence {
+        name: c.name.clone(),
+        init,
+        ready: c.ready,
+        restarts: c.restart_count,
+        state: state.to_string(),
+        reason,
+        message,
+        exit_code,
+        last_termination: c.last_state.as_ref().and_then(|l| l.terminated.as_ref()).map(|t| TerminationEvidence {
+            reason: t.reason.clone().unwrap_or_default(),
+            exit_code: t.exit_code,
+            message: t.message.clone(),
+            finished_at: t.finished_at.as_ref().map(|f| f.0.to_string()).unwrap_or_default(),
+        }),
+    }
+}
+
+fn pod_evidence(p: &Pod, rs_revision: &BTreeMap<String, i64>) -> PodEvidence {
+    let st = p.status.clone().unwrap_or_default();
+    let statuses: Vec<ContainerStatusEvidence> = st
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .map(|c| container_status(c, true))
+        .chain(st.container_statuses.iter().flatten().map(|c| container_status(c, false)))
+        .collect();
+    let main: Vec<&ContainerStatusEvidence> = statuses.iter().filter(|c| !c.init).collect();
+    // The summary fields older readers know: the first waiting reason and last termination.
+    let waiting = statuses.iter().find(|c| c.state == "waiting").and_then(|c| c.reason.clone());
+    let last_term = statuses.iter().find_map(|c| c.last_termination.as_ref());
+    PodEvidence {
+        name: p.name_any(),
+        phase: st.phase.clone().unwrap_or_else(|| "Unknown".into()),
+        ready: !main.is_empty() && main.iter().all(|c| c.ready),
+        restarts: statuses.iter().map(|c| c.restarts).sum(),
+        waiting_reason: waiting,
+        last_termination_reason: last_term.map(|t| t.reason.clone()),
+        last_exit_code: last_term.map(|t| t.exit_code),
+        revision: p.owner_references().iter().find_map(|o| rs_revision.get(&o.name).copied()),
+        conditions: st
+            .conditions
+            .iter()
+            .flatten()
+            .map(|c| PodConditionEvidence {
+                type_: c.type_.clone(),
+                status: c.status.clone(),
+                reason: c.reason.clone(),
+                message: c.message.clone(),
+            })
+            .collect(),
+        reason: st.reason.clone(),
+        message: st.message.clone(),
+        node: p.spec.as_ref().and_then(|s| s.node_name.clone()),
+        qos_class: st.qos_class.clone(),
+        containers: statuses,
+    }
+}
+
+/// Secrets are never read, so a missing one is known only from the kubelet's waiting message
+/// (`secret "db" not found`, `couldn't find key password in Secret shop/db`).
+fn missing_secrets_from_kubelet(pods: &[PodEvidence]) -> Vec<MissingRef> {
+    let mut out: Vec<MissingRef> = Vec::new();
+    for c in pods.iter().flat_map(|p| p.containers.iter()) {
+        let Some(m) = c.message.as_deref() else { continue };
+        let found = if let Some(rest) = m.split("secret \"").nth(1) {
+            rest.split('"').next().map(|n| (n.to_string(), None))
+        } else if let Some((key, rest)) = m.strip_prefix("couldn't find key ").and_then(|r| r.split_once(" in Secret ")) {
+            Some((rest.rsplit('/').next().unwrap_or(rest).to_string(), Some(key.to_string())))
+        } else {
+            None
+        };
+        if let Some((name, key)) = found {
+            let r = MissingRef { kind: "Secret".into(), name, key, container: c.name.clone(), optional: false };
+            if !out.contains(&r) {
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
+/// Current values of the ConfigMaps the template reads, the changes the history observed, and
+/// referenced ConfigMaps or keys that do not exist.
+async fn config_maps(client: &Client, history: &ConfigHistory, ns: &str, w: &Workload, ev: &mut Evidence) -> Result<(), kube::Error> {
+    let Some(spec) = &w.template.spec else { return Ok(()) };
+    let refs = references(spec);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let names: BTreeSet<&str> = refs.iter().filter(|r| r.kind == "ConfigMap").map(|r| r.name.as_str()).collect();
+    for cm_name in names {
+        let cm = cms.get_opt(cm_name).await?;
+        if let Some(cm) = &cm {
+            // Read now, so a change the watch has not delivered yet is not missed.
+            history.observe(ns, cm_name, &cm.data.clone().unwrap_or_default(), &crate::domain::time::now_rfc3339());
+            if ev.config_maps.len() < MAX_CONFIG_MAPS {
+                let used_as: BTreeSet<String> =
+                    refs.iter().filter(|r| r.kind == "ConfigMap" && r.name == cm_name).map(|r| r.used_as.to_string()).collect();
+                ev.config_maps.push(ConfigMapEvidence {
+                    name: cm_name.to_string(),
+                    data: cm.data.clone().unwrap_or_default(),
+                    used_as: used_as.into_iter().collect(),
+                });
+            }
+        }
+        for r in refs.iter().filter(|r| r.kind == "ConfigMap" && r.name == cm_name) {
+            let missing = match (&cm, &r.key) {
+                (None, _) => true,
+                (Some(cm), Some(k)) => !cm.data.as_ref().is_some_and(|d| d.contains_key(k)),
+                (Some(_), None) => false,
+            };
+            if missing {
+                let m = MissingRef {
+                    kind: "ConfigMap".into(),
+                    name: r.name.clone(),
+                    key: if cm.is_some() { r.key.clone() } else { None },
+                    container: r.container.clone(),
+                    optional: r.optional,
+                };
+                if !ev.missing_refs.contains(&m) {
+                    ev.missing_refs.push(m);
+                }
+            }
+        }
+        ev.config_changes.extend(history.changes(ns, cm_name));
+    }
+    Ok(())
+}
+
+async fn events(client: &Client, ns: &str, related: &BTreeSet<String>, ev: &mut Evidence) -> Result<(), kube::Error> {
+    let api: Api<CoreEvent> = Api::namespaced(client.clone(), ns);
+    let mut evs: Vec<CoreEvent> = api
         .list(&ListParams::default())
         .await?
         .items
         .into_iter()
-        .filter(|e| e.involved_object.name.as_ref().is_some_and(|n| n == name || pod_names.contains(n)))
+        .filter(|e| e.involved_object.name.as_ref().is_some_and(|n| related.contains(n)))
         .collect();
     evs.sort_by_key(|e| e.metadata.resource_version.as_ref().and_then(|r| r.parse::<u64>().ok()).unwrap_or_default());
     for e in evs {
+        let first = e.first_timestamp.as_ref().map(|t| t.0.to_string()).or_else(|| e.event_time.as_ref().map(|t| t.0.to_string()));
+        let last = e
+            .series
+            .as_ref()
+            .and_then(|s| s.last_observed_time.as_ref().map(|t| t.0.to_string()))
+            .or_else(|| e.last_timestamp.as_ref().map(|t| t.0.to_string()))
+            .or_else(|| first.clone());
         ev.events.push(EventEvidence {
             reason: e.reason.unwrap_or_default(),
             object: format!("{}/{}", e.involved_object.kind.unwrap_or_default(), e.involved_object.name.unwrap_or_default()),
             message: e.message.unwrap_or_default(),
             type_: e.type_.unwrap_or_default(),
+            count: e.count.or_else(|| e.series.as_ref().and_then(|s| s.count)),
+            first_seen: first.unwrap_or_default(),
+            last_seen: last.unwrap_or_default(),
         });
     }
+    Ok(())
+}
 
-    // ConfigMaps: read the current data now (so a change the watch has not delivered yet is not
-    // missed), then report every change the history knows about.
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    for cm_name in mounted_config_maps(&d) {
-        if let Some(cm) = cms.get_opt(&cm_name).await? {
-            history.observe(ns, &cm_name, &cm.data.clone().unwrap_or_default(), &crate::domain::time::now_rfc3339());
+/// Log tails: the failing container of up to three unready pods (current and, after a restart,
+/// previous), and one ready pod, because errors in healthy pods right after a rollout or from a
+/// failing dependency are evidence too. A pod without logs is skipped.
+async fn logs(client: &Client, ns: &str, ev: &mut Evidence) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let first_main = ev.containers.iter().find(|c| !c.init).map(|c| c.name.clone());
+    let unready = ev.pods.iter().filter(|p| !p.ready).take(LOG_TAIL_PODS);
+    let ready = ev.pods.iter().filter(|p| p.ready).take(1);
+    let mut wanted = Vec::new();
+    for p in unready.chain(ready) {
+        // The container that is failing (restarting, waiting), else the first main container.
+        let failing = p.containers.iter().find(|c| c.restarts > 0 || c.state == "waiting" || c.state == "terminated");
+        let container = failing.map(|c| c.name.clone()).or_else(|| first_main.clone());
+        let restarted = failing.is_some_and(|c| c.restarts > 0) || (p.containers.is_empty() && p.restarts > 0);
+        wanted.push((p.name.clone(), container.clone(), false, p.ready));
+        if restarted {
+            wanted.push((p.name.clone(), container, true, p.ready));
         }
-        ev.config_changes.extend(history.changes(ns, &cm_name));
     }
-
-    for p in ev.pods.iter().filter(|p| !p.ready).take(LOG_TAIL_PODS) {
-        let container = ev.containers.first().map(|c| c.name.clone());
-        let lp = LogParams { tail_lines: Some(LOG_TAIL_LINES), container: container.clone(), ..Default::default() };
-        match pods.logs(&p.name, &lp).await {
+    for (pod, container, previous, ready) in wanted {
+        let lp = LogParams { tail_lines: Some(LOG_TAIL_LINES), container: container.clone(), previous, ..Default::default() };
+        match pods.logs(&pod, &lp).await {
             Ok(text) if !text.is_empty() => ev.logs.push(LogTail {
-                pod: p.name.clone(),
+                pod: pod.clone(),
                 container: container.unwrap_or_default(),
                 lines: text.lines().map(String::from).collect(),
+                previous,
+                pod_ready: Some(ready),
             }),
             Ok(_) => {}
-            Err(e) => tracing::debug!(pod = %p.name, error = %e, "no logs"),
+            Err(e) => tracing::debug!(pod = %pod, previous, error = %e, "no logs"),
         }
     }
-    Ok(ev)
 }

@@ -10,4 +10,7 @@ pub mod health;
 pub mod leader;
 pub mod policy_context;
 pub mod remediations;
+pub mod restart;
 pub mod status;
+pub mod surroundings;
+pub mod workload;

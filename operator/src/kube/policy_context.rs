@@ -20,6 +20,10 @@ pub async fn gather(
         ActionKind::SetConfigMapKey => {
             Api::<ConfigMap>::namespaced(client.clone(), ns).get_opt(&action.target_name).await?.map(|o| o.labels().clone())
         }
+        ActionKind::SetHpaMaxReplicas => Api::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>::namespaced(client.clone(), ns)
+            .get_opt(&action.target_name)
+            .await?
+            .map(|o| o.labels().clone()),
         ActionKind::PullRequest => Some(Default::default()),
         _ => Api::<Deployment>::namespaced(client.clone(), ns).get_opt(&action.target_name).await?.map(|o| o.labels().clone()),
     };

@@ -26,6 +26,7 @@ async fn binary_remediates_and_shuts_down_gracefully_on_sigterm() {
         .env("SALVE_LEASE_NAMESPACE", NS)
         .env("SALVE_ALLOWED_NAMESPACES", NS)
         .env("SALVE_DRY_RUN", "false")
+        .env("SALVE_VERIFY_STABILITY_SECONDS", "1")
         .env("SALVE_LEASE_SECONDS", "60")
         .env("SALVE_VERIFY_WINDOW_SECONDS", "60")
         .env("SALVE_VERIFY_POLL_MS", "200")

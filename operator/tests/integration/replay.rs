@@ -4,7 +4,8 @@
 use std::process::Output;
 
 use operator::crd::{Incident, IncidentPhase, IncidentSpec, IncidentStatus, TimelineEntry};
-use operator::domain::diagnoser::{DiagnosisInput, diagnose_with_rules};
+use operator::domain::diagnoser::DiagnosisInput;
+use operator::domain::diagnosis::diagnose_with_rules;
 use operator::domain::evidence::{ConfigChange, Evidence, PodEvidence};
 use operator::domain::post_mortem::PostMortem;
 use operator::domain::simulation::PromptInputs;

@@ -226,23 +226,45 @@ async fn handle(State(st): State<AppState>, method: Method, uri: Uri, headers: H
     response
 }
 
+/// `GET .../pods/{name}/log` with `container`, `previous`, `tailLines` and `sinceSeconds`
+/// (sinceSeconds needs timestamps the stand-in does not keep: it returns the whole log).
+/// Like the API server, `previous=true` without a terminated instance is a 400.
+fn pod_log(st: &AppState, ns: &str, pod: &str, q: &Query) -> Response {
+    let s = st.lock();
+    let previous = q.get("previous").is_some_and(|p| p == "true");
+    let container = q.get("container").unwrap_or_default();
+    let text = s
+        .pod_logs
+        .get(&(ns.to_string(), pod.to_string(), container.to_string(), previous))
+        .or_else(|| s.pod_logs.get(&(ns.to_string(), pod.to_string(), String::new(), previous)))
+        .or_else(|| {
+            // No container named: the only container's log.
+            let mut own = s.pod_logs.iter().filter(|((n, p, _, prev), _)| n == ns && p == pod && *prev == previous);
+            match (container.is_empty(), own.next(), own.next()) {
+                (true, Some((_, text)), None) => Some(text),
+                _ => None,
+            }
+        });
+    let Some(text) = text else {
+        if previous {
+            let msg = format!("previous terminated container \"{container}\" in pod \"{pod}\" not found");
+            return status_error(StatusCode::BAD_REQUEST, "BadRequest", &msg);
+        }
+        return (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], String::new()).into_response();
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let n = q.get("tailLines").and_then(|n| n.parse::<usize>().ok()).unwrap_or(lines.len());
+    let tail = lines[lines.len().saturating_sub(n)..].join("\n");
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], tail).into_response()
+}
+
 fn dispatch(st: &AppState, method: &Method, t: &Target, q: &Query, content_type: &str, accept: &str, body: &Value) -> Response {
     let ns = t.namespace.as_deref();
     let status_only = t.sub.as_deref() == Some("status");
     let dry_run = q.get("dryRun").is_some();
     if let Some(sub) = t.sub.as_deref() {
         if sub == "log" && t.rt.plural == "pods" && *method == Method::GET {
-            let s = st.lock();
-            let key = (ns.unwrap_or_default().to_string(), t.name.clone().unwrap_or_default());
-            return match s.pod_logs.get(&key) {
-                Some(text) => {
-                    let lines: Vec<&str> = text.lines().collect();
-                    let n = q.get("tailLines").and_then(|n| n.parse::<usize>().ok()).unwrap_or(lines.len());
-                    let tail = lines[lines.len().saturating_sub(n)..].join("\n");
-                    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], tail).into_response()
-                }
-                None => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], String::new()).into_response(),
-            };
+            return pod_log(st, ns.unwrap_or_default(), t.name.as_deref().unwrap_or_default(), q);
         }
         if sub != "status" || !t.rt.status_subresource {
             return status_error(StatusCode::NOT_FOUND, "NotFound", &format!("subresource {sub} is not served by the fake"));

@@ -89,12 +89,12 @@ impl FakeKube {
         std::fs::write(path, self.kubeconfig_yaml(namespace))
     }
 
-    /// Every resource request seen so far (user, verb, path, patch type, field manager, body).
     /// Scripts a failure (see `Fault`): e.g. the second status write of an Incident answers 500.
     pub fn fail_requests(&self, fault: Fault) {
         self.store.lock().unwrap_or_else(|e| e.into_inner()).faults.push(fault);
     }
 
+    /// Every resource request seen so far (user, verb, path, patch type, field manager, body).
     pub fn requests(&self) -> Vec<LoggedRequest> {
         self.lock().requests.clone()
     }
@@ -104,9 +104,15 @@ impl FakeKube {
         self.lock().compact();
     }
 
-    /// Sets the text served by `GET .../pods/{name}/log`.
+    /// Sets the text served by `GET .../pods/{name}/log` (any container, current instance).
     pub fn set_pod_log(&self, namespace: &str, pod: &str, text: &str) {
-        self.lock().pod_logs.insert((namespace.to_string(), pod.to_string()), text.to_string());
+        self.set_container_log(namespace, pod, "", false, text);
+    }
+
+    /// Sets one container's log, of its current instance or (`previous`) of the one before the
+    /// last restart, as the kubelet keeps them (`?container=`, `?previous=true`).
+    pub fn set_container_log(&self, namespace: &str, pod: &str, container: &str, previous: bool, text: &str) {
+        self.lock().pod_logs.insert((namespace.to_string(), pod.to_string(), container.to_string(), previous), text.to_string());
     }
 
     /// Direct read of a stored object (bypasses HTTP), by plural and group.

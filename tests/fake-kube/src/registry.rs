@@ -106,6 +106,7 @@ pub fn builtins() -> Vec<ResourceType> {
         ResourceType::builtin("", "v1", "Service", "services", &["svc"], true),
         ResourceType::builtin("", "v1", "Event", "events", &["ev"], false),
         ResourceType::builtin("", "v1", "ServiceAccount", "serviceaccounts", &["sa"], false),
+        ResourceType::builtin("", "v1", "Endpoints", "endpoints", &["ep"], false),
         ResourceType::builtin("apps", "v1", "Deployment", "deployments", &["deploy"], true),
         ResourceType::builtin("apps", "v1", "ReplicaSet", "replicasets", &["rs"], true),
         ResourceType::builtin("coordination.k8s.io", "v1", "Lease", "leases", &[], false),
@@ -113,6 +114,9 @@ pub fn builtins() -> Vec<ResourceType> {
     ];
     let mut ns = ResourceType::builtin("", "v1", "Namespace", "namespaces", &["ns"], true);
     ns.namespaced = false;
+    let mut node = ResourceType::builtin("", "v1", "Node", "nodes", &["no"], true);
+    node.namespaced = false;
+    v.push(node);
     let mut crd = ResourceType::builtin(
         "apiextensions.k8s.io",
         "v1",

@@ -82,7 +82,8 @@ pub struct Store {
     /// Watches from a resourceVersion below this get `410 Gone` (events up to it may be gone).
     pub oldest_watchable_rv: u64,
     pub requests: Vec<LoggedRequest>,
-    pub pod_logs: HashMap<(String, String), String>,
+    /// Container logs by (namespace, pod, container, previous instance?).
+    pub pod_logs: HashMap<(String, String, String, bool), String>,
     uid_counter: u64,
     /// Scripted failures (see `FakeKube::fail_requests`).
     pub faults: Vec<Fault>,

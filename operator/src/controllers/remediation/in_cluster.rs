@@ -3,6 +3,9 @@
 //! Approved (snapshot, or dry run) -> Applying (server-side apply) -> Verifying -> Succeeded,
 //! or -> RollingBack (restore the snapshot) -> Failed.
 //!
+//! A restored ConfigMap value the running containers cannot see (env, subPath, a long
+//! back-off) is followed by a rollout restart, planned with the snapshot and undone with it.
+//!
 //! Restart safety: the snapshot is written to status (phase Applying) BEFORE the change is
 //! applied and is never retaken; the apply itself is a server-side apply of a body derived only
 //! from the spec, so repeating it after a crash changes nothing.
@@ -14,8 +17,8 @@ use super::step::{Error, Step, cond, failing, step, workload_of};
 use crate::controllers::context::Context;
 use crate::crd::*;
 use crate::domain::time::{now_rfc3339, parse_time};
-use crate::domain::verify::{VerifyOutcome, verify};
-use crate::kube::{actions, health};
+use crate::domain::verify::{VerifyInput, VerifyOutcome, verify};
+use crate::kube::{actions, health, restart};
 
 /// Approved: dry-run, or save the snapshot (once).
 pub async fn prepare(rem: &Remediation, ns: &str, st: &mut RemediationStatus, ctx: &Context) -> Result<Step, Error> {
@@ -34,9 +37,13 @@ pub async fn prepare(rem: &Remediation, ns: &str, st: &mut RemediationStatus, ct
     }
     if st.snapshot.is_none() {
         let (workload, _) = workload_of(rem, ns, ctx).await?;
-        let baseline = health::observe(&ctx.client, ns, &workload).await.map(|h| h.restarts).unwrap_or(0);
+        let before = health::observe(&ctx.client, ns, &workload).await.ok();
+        let baseline = before.as_ref().map(|h| h.restarts).unwrap_or(0);
+        let follow_up = restart::plan(&ctx.client, ns, &workload, action).await?;
         match actions::snapshot(&ctx.client, ns, action, baseline, &now_rfc3339()).await {
-            Ok(s) => st.snapshot = Some(s),
+            Ok(s) => {
+                st.snapshot = Some(Snapshot { healthy_before: before.map(|h| h.looks_healthy()), restart: follow_up, ..s });
+            }
             Err(actions::ActionError::Kube(e)) => return Err(e.into()),
             Err(e) => {
                 let msg = format!("cannot take a snapshot: {e}");
@@ -55,9 +62,15 @@ pub async fn apply(rem: &Remediation, ns: &str, st: &mut RemediationStatus, ctx:
     let action = &rem.spec.action;
     match actions::apply(&ctx.client, ns, action, &rem.name_any(), false).await {
         Ok((body, _)) => {
+            let follow_up = st.snapshot.as_ref().and_then(|s| s.restart.clone());
+            if let Some(r) = &follow_up {
+                restart::apply(&ctx.client, ns, r, &rem.name_any()).await?;
+            }
+            let then = follow_up.map(|r| format!(", then restarted {} ({})", r.target, r.reason)).unwrap_or_default();
             let now = Timestamp::now();
             let window = SignedDuration::from_secs(rem.spec.verification.window_seconds.into());
             st.applied_patch = Some(body.to_string());
+            let described = format!("{}{then}", action.describe());
             if st.applied_at.is_none() {
                 st.applied_at = Some(now_rfc3339());
             }
@@ -65,11 +78,11 @@ pub async fn apply(rem: &Remediation, ns: &str, st: &mut RemediationStatus, ctx:
                 st.verification = Some(VerificationResult { deadline: (now + window).to_string(), passed: None, message: String::new() });
             }
             Ok(Step {
-                condition: cond(condition_type::APPLIED, true, reason::APPLIED, &action.describe()),
+                condition: cond(condition_type::APPLIED, true, reason::APPLIED, &described),
                 ..step(
                     RemediationPhase::Verifying,
                     reason::APPLIED,
-                    format!("applied {}; verifying for {}s", action.describe(), rem.spec.verification.window_seconds),
+                    format!("applied {described}; verifying for {}s", rem.spec.verification.window_seconds),
                 )
             })
         }
@@ -84,11 +97,19 @@ pub async fn apply(rem: &Remediation, ns: &str, st: &mut RemediationStatus, ctx:
 /// Verifying: passed, still waiting, or window over -> roll back.
 pub async fn check(rem: &Remediation, ns: &str, st: &mut RemediationStatus, ctx: &Context) -> Result<Option<Step>, Error> {
     let (workload, alarm_ok) = workload_of(rem, ns, ctx).await?;
-    let h = health::observe(&ctx.client, ns, &workload).await?;
-    let baseline = st.snapshot.as_ref().map(|s| s.restarts).unwrap_or(0);
+    let health = health::observe(&ctx.client, ns, &workload).await?;
     let deadline = st.verification.as_ref().and_then(|v| parse_time(&v.deadline));
-    let over = deadline.is_none_or(|d| Timestamp::now() >= d);
-    Ok(match verify(alarm_ok, &h, baseline, over) {
+    let now = Timestamp::now();
+    let input = VerifyInput {
+        alarm_ok,
+        health,
+        healthy_before: st.snapshot.as_ref().and_then(|s| s.healthy_before),
+        applied_at: st.applied_at.as_deref().and_then(parse_time),
+        now,
+        stability: ctx.settings.verify_stability,
+        window_over: deadline.is_none_or(|d| now >= d),
+    };
+    Ok(match verify(&input) {
         VerifyOutcome::Pending => None,
         VerifyOutcome::Passed(msg) => {
             if let Some(v) = st.verification.as_mut() {
@@ -121,7 +142,14 @@ pub async fn roll_back(ns: &str, st: &RemediationStatus, ctx: &Context) -> Resul
     let Some(snapshot) = st.snapshot.as_ref() else {
         return Ok(step(RemediationPhase::Failed, reason::NOTHING_TO_UNDO, "no snapshot; nothing was applied"));
     };
-    match actions::undo(&ctx.client, ns, snapshot).await {
+    let undone = match actions::undo(&ctx.client, ns, snapshot).await {
+        Ok(()) => match &snapshot.restart {
+            Some(r) => restart::undo(&ctx.client, ns, r).await.map_err(actions::ActionError::Kube),
+            None => Ok(()),
+        },
+        Err(e) => Err(e),
+    };
+    match undone {
         Ok(()) => {
             let why = st
                 .conditions

@@ -97,6 +97,8 @@ pub async fn prepare(rem: &Remediation, ns: &str, st: &mut RemediationStatus, ct
             undo_patch: snap.to_json(),
             restarts: baseline,
             taken_at: now_rfc3339(),
+            healthy_before: None,
+            restart: None,
         });
     }
     Ok(Step {

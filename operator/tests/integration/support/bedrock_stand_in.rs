@@ -18,6 +18,8 @@ pub const MODEL: &str = "anthropic.claude-test-v1:0";
 #[derive(Clone)]
 pub enum Reply {
     Tool(Value),
+    /// The model calls another tool (an investigation step), with this input.
+    Call(&'static str, Value),
     Text(&'static str),
     Error(u16, &'static str),
     Hang,
@@ -37,6 +39,11 @@ async fn converse(State(s): State<Stand>, Path(model): Path<String>, body: Strin
     match reply {
         Reply::Tool(input) => axum::Json(json!({
             "output": {"message": {"role": "assistant", "content": [{"toolUse": {"toolUseId": "tu-1", "name": "report_diagnosis", "input": input}}]}},
+            "stopReason": "tool_use", "usage": usage, "metrics": {"latencyMs": 5}
+        }))
+        .into_response(),
+        Reply::Call(name, input) => axum::Json(json!({
+            "output": {"message": {"role": "assistant", "content": [{"toolUse": {"toolUseId": "tu-1", "name": name, "input": input}}]}},
             "stopReason": "tool_use", "usage": usage, "metrics": {"latencyMs": 5}
         }))
         .into_response(),

@@ -61,6 +61,7 @@ pub fn args(identity: &str) -> RunArgs {
     a.lease_seconds = 3;
     a.verify_window_seconds = 3;
     a.verify_poll_ms = 200;
+    a.verify_stability_seconds = 1;
     a.log_format = "text".into();
     // The tests' namespace is named, and changes are applied (not dry-run) as in a cluster.
     a.allowed_namespaces = vec![NS.into()];

@@ -1,0 +1,152 @@
+//! What to tell people, decided as data from an Incident and its Remediations.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::crd::{Incident, Remediation};
+use crate::domain::phase::{IncidentPhase, RemediationPhase};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    ApprovalNeeded,
+    Resolved,
+    Escalated,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::ApprovalNeeded => "approval_needed",
+            Kind::Resolved => "resolved",
+            Kind::Escalated => "escalated",
+        }
+    }
+}
+
+/// One notification, with the key that makes it once-only.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Notification {
+    /// `approval:<remediation>`, `resolved`, `escalated`.
+    pub key: String,
+    pub kind: Kind,
+    pub namespace: String,
+    pub incident: String,
+    pub service: String,
+    pub severity: String,
+    pub summary: String,
+    pub action: Option<String>,
+    pub risk: Option<String>,
+    /// What a person runs to approve (or the pull request to review).
+    pub next_step: Option<String>,
+}
+
+/// The notifications an Incident is owed now (already-sent ones are filtered by the caller).
+pub fn pending_notifications(inc: &Incident, remediations: &[&Remediation]) -> Vec<Notification> {
+    let st = inc.status.clone().unwrap_or_default();
+    let ns = inc.metadata.namespace.clone().unwrap_or_default();
+    let name = inc.metadata.name.clone().unwrap_or_default();
+    let summary =
+        st.diagnosis.as_ref().map(|d| d.summary.clone()).or_else(|| st.timeline.last().map(|t| t.message.clone())).unwrap_or_default();
+    let base = |key: String, kind: Kind| Notification {
+        key,
+        kind,
+        namespace: ns.clone(),
+        incident: name.clone(),
+        service: inc.spec.service.clone(),
+        severity: format!("{:?}", inc.spec.severity),
+        summary: summary.clone(),
+        action: None,
+        risk: None,
+        next_step: None,
+    };
+    let mut out = Vec::new();
+    for r in remediations {
+        let rs = r.status.clone().unwrap_or_default();
+        let rname = r.metadata.name.clone().unwrap_or_default();
+        let waiting_person = rs.phase == RemediationPhase::AwaitingApproval;
+        let waiting_merge = rs.phase == RemediationPhase::AwaitingMerge;
+        if waiting_person || waiting_merge {
+            let mut n = base(format!("approval:{rname}"), Kind::ApprovalNeeded);
+            n.action = Some(r.spec.action.describe());
+            n.risk = Some(format!("{:?}", r.spec.risk));
+            n.next_step = Some(match rs.pr_url.clone() {
+                Some(url) if waiting_merge => format!("review and merge {url}"),
+                _ => format!("kubectl salve approve {rname} -n {ns}   (or: kubectl salve reject {rname} -n {ns} --feedback '...')"),
+            });
+            out.push(n);
+        }
+    }
+    match st.phase {
+        IncidentPhase::Resolved | IncidentPhase::Escalated => {
+            let kind = if st.phase == IncidentPhase::Resolved { Kind::Resolved } else { Kind::Escalated };
+            let mut n = base(kind.as_str().to_string(), kind);
+            let last = st.remediations.last().and_then(|l| remediations.iter().find(|r| r.metadata.name.as_deref() == Some(l.as_str())));
+            n.action = last.map(|r| r.spec.action.describe());
+            n.risk = last.map(|r| format!("{:?}", r.spec.risk));
+            n.summary = st.timeline.last().map(|t| t.message.clone()).unwrap_or(summary.clone());
+            n.next_step = Some(format!("kubectl salve describe {name} -n {ns}"));
+            out.push(n);
+        }
+        _ => {}
+    }
+    out
+}
+
+/// The generic webhook's JSON body (documented in the chart's README).
+pub fn json_body(n: &Notification) -> Value {
+    json!({"version": "salve.dev/notification/v1", "notification": n})
+}
+
+/// A Slack incoming-webhook message (`text` plus mrkdwn blocks).
+pub fn slack_body(n: &Notification) -> Value {
+    let title = match n.kind {
+        Kind::ApprovalNeeded => format!(":raised_hand: Approval needed: incident `{}/{}` ({})", n.namespace, n.incident, n.service),
+        Kind::Resolved => format!(":white_check_mark: Resolved: incident `{}/{}` ({})", n.namespace, n.incident, n.service),
+        Kind::Escalated => format!(":rotating_light: Escalated: incident `{}/{}` ({}) needs a person", n.namespace, n.incident, n.service),
+    };
+    let mut lines = vec![title.clone(), format!("*Severity:* {}", n.severity), format!("*Summary:* {}", n.summary)];
+    if let Some(a) = &n.action {
+        lines.push(format!("*Action:* {a} ({} risk)", n.risk.clone().unwrap_or_default()));
+    }
+    if let Some(s) = &n.next_step {
+        lines.push(format!("*Next:* `{s}`"));
+    }
+    json!({"text": title, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": lines.join("\n")}}]})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incident(phase: &str) -> Incident {
+        serde_json::from_value(json!({"apiVersion": "salve.dev/v1alpha1", "kind": "Incident", "metadata": {"name": "oms-5xx", "namespace": "shop"},
+            "spec": {"service": "oms", "severity": "High", "source": {"kind": "Manual"}, "target": {"kind": "Deployment", "name": "oms"}},
+            "status": {"phase": phase, "remediations": ["oms-5xx-r1"], "timeline": [{"time": "t", "phase": phase, "message": "it happened"}]}}))
+        .expect("incident")
+    }
+
+    fn remediation(phase: &str) -> Remediation {
+        serde_json::from_value(
+            json!({"apiVersion": "salve.dev/v1alpha1", "kind": "Remediation", "metadata": {"name": "oms-5xx-r1", "namespace": "shop"},
+            "spec": {"incidentRef": "oms-5xx", "risk": "Medium", "action": {"kind": "Rollback", "targetName": "oms", "revision": 3}},
+            "status": {"phase": phase}}),
+        )
+        .expect("remediation")
+    }
+
+    #[test]
+    fn a_waiting_approval_says_what_to_run_and_a_resolution_says_what_fixed_it() {
+        let r = remediation("AwaitingApproval");
+        let n = pending_notifications(&incident("Remediating"), &[&r]);
+        assert_eq!(n.len(), 1);
+        assert_eq!((n[0].key.as_str(), n[0].kind), ("approval:oms-5xx-r1", Kind::ApprovalNeeded));
+        assert!(n[0].next_step.as_deref().is_some_and(|s| s.starts_with("kubectl salve approve oms-5xx-r1 -n shop")));
+        assert_eq!(n[0].risk.as_deref(), Some("Medium"));
+        let done = remediation("Succeeded");
+        let n = pending_notifications(&incident("Resolved"), &[&done]);
+        assert_eq!(n.iter().map(|n| n.key.as_str()).collect::<Vec<_>>(), ["resolved"]);
+        assert!(n[0].action.as_deref().is_some_and(|a| a.contains("roll back")));
+        assert!(slack_body(&n[0])["text"].as_str().is_some_and(|t| t.contains("Resolved")));
+    }
+}

@@ -1,0 +1,97 @@
+//! Notifications against a local receiver: an approval waiting and the resolution are each
+//! delivered once, signed; a receiver failing with 5xx is retried; a restart of the operator
+//! does not notify again.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use operator::notify::signing;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+#[derive(Clone, Default)]
+struct Receiver {
+    /// (signature header, body) of every request, including refused ones.
+    seen: Arc<Mutex<Vec<(String, Value)>>>,
+    /// Answer 503 to this many requests first.
+    fail_first: Arc<Mutex<u32>>,
+}
+
+async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: String) -> StatusCode {
+    let sig = headers.get(signing::HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let value: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    assert!(signing::verify(b"hook-secret", &sig, body.as_bytes()), "every delivery is signed with the shared secret: {sig:?} {body}");
+    r.seen.lock().expect("lock").push((sig, value));
+    let mut fail = r.fail_first.lock().expect("lock");
+    if *fail > 0 {
+        *fail -= 1;
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    StatusCode::OK
+}
+
+async fn receiver(fail_first: u32) -> (Receiver, String) {
+    let r = Receiver { fail_first: Arc::new(Mutex::new(fail_first)), ..Default::default() };
+    let app = Router::new().route("/hook", post(receive)).with_state(r.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/hook", l.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(l, app).await.ok() });
+    (r, url)
+}
+
+fn kinds(r: &Receiver) -> Vec<String> {
+    r.seen.lock().expect("lock").iter().map(|(_, v)| v["notification"]["kind"].as_str().unwrap_or_default().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_and_outcomes_are_notified_once_signed_and_retried() {
+    let (rx, url) = receiver(2).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("url"), &url).expect("url");
+    std::fs::write(dir.path().join("secret"), "hook-secret\n").expect("secret");
+    let mut a = args("replica-a");
+    a.max_auto_approve_risk = "None".into();
+    a.notify.notify_webhook_url_file = Some(dir.path().join("url"));
+    a.notify.notify_webhook_secret_file = Some(dir.path().join("secret"));
+    a.notify.notify_initial_backoff_ms = 50;
+    let env = env().await;
+    broken_config_setup(&env, json!({})).await;
+    let op = start_operator(&env, a.clone()).await;
+    break_config(&env).await;
+    create_incident(&env, "oms-5xx", "5xx").await;
+    wait_remediation_phase(&env, "oms-5xx-r1", "AwaitingApproval").await;
+    let approval = eventually("approval notified", || async {
+        let seen = rx.seen.lock().expect("lock").clone();
+        // The third attempt is the one the receiver accepts.
+        (seen.len() >= 3)
+            .then(|| seen.into_iter().rev().find(|(_, v)| v["notification"]["kind"] == "approval_needed").map(|(_, v)| v))
+            .flatten()
+    })
+    .await;
+    let n = &approval["notification"];
+    assert_eq!(n["incident"], "oms-5xx");
+    assert!(n["next_step"].as_str().is_some_and(|s| s.starts_with("kubectl salve approve oms-5xx-r1 -n shop")), "{n}");
+    assert!(n["action"].as_str().is_some_and(|s| s.contains("POOL_SIZE")), "{n}");
+    assert_eq!(rx.seen.lock().expect("lock").len(), 3, "two 503s were retried, then delivered");
+
+    // A restart does not notify again.
+    op.stop().await;
+    let op = start_operator(&env, a).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(kinds(&rx).iter().filter(|k| *k == "approval_needed").count(), 3, "no new approval notification after a restart");
+
+    decide(&env, "oms-5xx-r1", json!({"state": "Approved", "by": "alice"})).await;
+    eventually("previous value restored", || async { (config_value(&env, "POOL_SIZE").await.as_deref() == Some("10")).then_some(()) })
+        .await;
+    kubelet(&env, 2, PodState::Healthy).await;
+    wait_incident_phase(&env, "oms-5xx", "Resolved").await;
+    eventually("resolution notified", || async { kinds(&rx).contains(&"resolved".to_string()).then_some(()) }).await;
+    let inc = incident(&env, "oms-5xx").await;
+    let notified = inc.metadata.annotations.unwrap_or_default().get(operator::notify::NOTIFIED_ANNOTATION).cloned().unwrap_or_default();
+    assert_eq!(notified, "approval:oms-5xx-r1,resolved");
+    op.stop().await;
+}

@@ -1,0 +1,112 @@
+//! The scheduler, for the one simulated node: a pod is bound when its resource requests fit in
+//! what the node has left, its nodeSelector matches the node's labels and it tolerates the
+//! node's NoSchedule taints; otherwise it stays Pending with `PodScheduled=False/Unschedulable`
+//! and a `FailedScheduling` event worded as kube-scheduler words it ("0/1 nodes are available:
+//! 1 Insufficient memory. preemption: ...").
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+
+use operator::domain::quantity::parse_bytes;
+
+/// Millicores of a CPU quantity (`500m`, `2`, `0.5`).
+pub fn parse_millicores(q: &str) -> Option<u64> {
+    match q.strip_suffix('m') {
+        Some(m) => m.parse().ok(),
+        None => q.parse::<f64>().ok().map(|c| (c * 1000.0).round() as u64),
+    }
+}
+
+fn requests(p: &Pod) -> (u64, u64) {
+    let mut cpu = 0;
+    let mut mem = 0;
+    for c in p.spec.iter().flat_map(|s| s.containers.iter()) {
+        let r = c.resources.clone().unwrap_or_default();
+        let req = r.requests.unwrap_or_default();
+        // A limit without a request counts as the request (API server defaulting).
+        let lim = r.limits.unwrap_or_default();
+        cpu += req.get("cpu").or(lim.get("cpu")).and_then(|q| parse_millicores(&q.0)).unwrap_or(0);
+        mem += req.get("memory").or(lim.get("memory")).and_then(|q| parse_bytes(&q.0)).unwrap_or(0);
+    }
+    (cpu, mem)
+}
+
+/// `Ok(())` to bind, `Err(message)` for the FailedScheduling event.
+pub fn schedule(pod: &Pod, node: &Node, bound: &[Pod]) -> Result<(), String> {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let labels: BTreeMap<String, String> = node.metadata.labels.clone().unwrap_or_default();
+    let reason = if spec.node_selector.iter().flatten().any(|(k, v)| labels.get(k) != Some(v)) {
+        Some(("1 node(s) didn't match Pod's node affinity/selector", "Preemption is not helpful for scheduling"))
+    } else if let Some(t) = node.spec.iter().flat_map(|s| s.taints.iter().flatten()).find(|t| {
+        t.effect == "NoSchedule"
+            && !spec.tolerations.iter().flatten().any(|tol| {
+                tol.key.as_deref().is_none_or(|k| k == t.key) && (tol.operator.as_deref() == Some("Exists") || tol.value == t.value)
+            })
+    }) {
+        let taint = format!("1 node(s) had untolerated taint {{{}: {}}}", t.key, t.value.clone().unwrap_or_default());
+        return Err(format!(
+            "0/1 nodes are available: {taint}. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
+        ));
+    } else {
+        let alloc = node.status.as_ref().and_then(|s| s.allocatable.clone()).unwrap_or_default();
+        let cap_cpu = alloc.get("cpu").and_then(|q| parse_millicores(&q.0)).unwrap_or(u64::MAX);
+        let cap_mem = alloc.get("memory").and_then(|q| parse_bytes(&q.0)).unwrap_or(u64::MAX);
+        let (used_cpu, used_mem) = bound.iter().map(requests).fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
+        let (cpu, mem) = requests(pod);
+        let mut short = Vec::new();
+        if used_cpu + cpu > cap_cpu {
+            short.push("1 Insufficient cpu");
+        }
+        if used_mem + mem > cap_mem {
+            short.push("1 Insufficient memory");
+        }
+        if short.is_empty() {
+            None
+        } else {
+            return Err(format!(
+                "0/1 nodes are available: {}. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.",
+                short.join(", ")
+            ));
+        }
+    };
+    match reason {
+        None => Ok(()),
+        Some((why, preemption)) => Err(format!("0/1 nodes are available: {why}. preemption: 0/1 nodes are available: 1 {preemption}.")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn node() -> Node {
+        serde_json::from_value(json!({"metadata": {"name": "sandbox-node", "labels": {"kubernetes.io/os": "linux"}},
+            "status": {"allocatable": {"cpu": "4", "memory": "8Gi"}}}))
+        .expect("node")
+    }
+
+    fn pod(cpu: &str, mem: &str, selector: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"nodeSelector": selector, "containers": [
+            {"name": "c", "resources": {"requests": {"cpu": cpu, "memory": mem}}}]}}))
+        .expect("pod")
+    }
+
+    #[test]
+    fn requests_that_fit_nowhere_are_worded_as_the_scheduler_words_them() {
+        assert_eq!(schedule(&pod("500m", "1Gi", json!({})), &node(), &[]), Ok(()));
+        let err = schedule(&pod("500m", "16Gi", json!({})), &node(), &[]).expect_err("too big");
+        assert_eq!(
+            err,
+            "0/1 nodes are available: 1 Insufficient memory. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod."
+        );
+        let bound = vec![pod("3500m", "1Gi", json!({}))];
+        assert!(schedule(&pod("1", "1Gi", json!({})), &node(), &bound).expect_err("cpu").contains("1 Insufficient cpu"));
+        assert!(
+            schedule(&pod("1", "1Gi", json!({"gpu": "a100"})), &node(), &[])
+                .expect_err("selector")
+                .contains("didn't match Pod's node affinity/selector")
+        );
+    }
+}
