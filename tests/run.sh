@@ -33,7 +33,7 @@ cargo nextest run --workspace --locked --no-fail-fast "$@"
 # The sandbox: the README's demo once, then the public scenario catalog, each end to end with
 # the real operator on the simulated cluster (the binary was built by the tests above).
 step "sandbox demo (--json)"
-target/debug/salve-sandbox demo --json
+"${CARGO_TARGET_DIR:-target}/debug/salve-sandbox" demo --json
 
 step "sandbox scenario catalog"
-target/debug/salve-sandbox run tests/scenarios --parallel 3
+"${CARGO_TARGET_DIR:-target}/debug/salve-sandbox" run tests/scenarios --parallel 3

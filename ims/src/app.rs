@@ -48,7 +48,7 @@ pub fn build_with(storage: Storage, queue_fed: bool, keys: ApiKeys, settings: Se
             (runtime, store)
         }
         Storage::Dynamo { client, tables } => {
-            let outbox = Arc::new(DynamoOutbox { client: client.clone(), table: tables.outbox.clone() });
+            let outbox = Arc::new(DynamoOutbox::new(client.clone(), tables.outbox.clone()));
             let ready = Arc::new(TableReadiness { client: client.clone(), table: tables.inventory.clone() });
             let runtime = Runtime::new("ims", outbox, ready, settings, keys);
             let store = Arc::new(DynamoInventoryStore::new(client, tables, runtime.outbox.clone()));

@@ -57,7 +57,7 @@ pub fn build_with(
             (runtime, store)
         }
         Storage::Dynamo { client, tables } => {
-            let outbox = Arc::new(DynamoOutbox { client: client.clone(), table: tables.outbox.clone() });
+            let outbox = Arc::new(DynamoOutbox::new(client.clone(), tables.outbox.clone()));
             let ready = Arc::new(TableReadiness { client: client.clone(), table: tables.orders.clone() });
             let runtime = Runtime::new("oms", outbox, ready, settings, keys);
             let store = Arc::new(DynamoOrderStore::new(client, tables, runtime.outbox.clone()));

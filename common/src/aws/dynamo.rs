@@ -3,6 +3,7 @@
 //! readiness, transaction cancellation reasons, and idempotent table creation.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -60,11 +61,30 @@ pub fn put(table: &str, item: Item, condition: Option<&str>, values: Option<Item
     TransactWriteItem::builder().put(put).build()
 }
 
+/// The outbox's sparse index of undelivered messages by next attempt: only items carrying
+/// [`PENDING`] are in it, so the relay's Query reads what is due and nothing else — not the
+/// messages waiting out a backoff, however many there are.
+pub const OUTBOX_DUE_INDEX: &str = "due";
+/// The index's partition attribute; always [`PENDING_VALUE`] while a message is undelivered.
+pub const PENDING: &str = "pending";
+pub const PENDING_VALUE: &str = "1";
+
+/// An outbox table: keyed by message id, with the [`OUTBOX_DUE_INDEX`].
+pub fn outbox_spec(name: &str) -> TableSpec {
+    TableSpec {
+        name: name.to_string(),
+        key: "message_id",
+        indexes: vec![(OUTBOX_DUE_INDEX, PENDING, "next_attempt_at")],
+        ttl_attribute: None,
+    }
+}
+
 /// The outbox item for `envelope`, to go in the same transaction as the change causing it.
 pub fn outbox_put(table: &str, envelope: &Envelope, trace: &TraceParent, now: DateTime<Utc>) -> TransactWriteItem {
     let now = to_text(now);
     let item = HashMap::from([
         ("message_id".to_string(), s(&envelope.message_id)),
+        (PENDING.to_string(), s(PENDING_VALUE)),
         ("message_type".to_string(), s(envelope.message.kind())),
         ("body".to_string(), s(envelope.to_json())),
         ("traceparent".to_string(), s(trace.child().to_string())),
@@ -101,62 +121,62 @@ pub fn cancellation_codes(error: &SdkError<TransactWriteItemsError>) -> Option<V
 
 pub const CONDITION_FAILED: &str = "ConditionalCheckFailed";
 
-/// The relay's view of an outbox table. The table stays small (items leave once delivered),
-/// so a consistent Scan is the simple, correct way to find due messages.
+/// The relay's view of an outbox table. Due messages are found by a Query of the sparse
+/// [`OUTBOX_DUE_INDEX`] (next attempt <= now, earliest first, at most the batch size), so a
+/// batch costs what it delivers, not what the table holds.
+///
+/// The index is eventually consistent: a message committed a moment ago may show a little
+/// later (the relay's idle poll picks it up), and one just delivered may show once more
+/// (delivered twice; the receiver's dedupe absorbs it).
 pub struct DynamoOutbox {
     pub client: Client,
     pub table: String,
+    /// Items DynamoDB evaluated for the relay's due queries (ScannedCount): what it is billed on.
+    items_read: AtomicU64,
 }
 
 impl DynamoOutbox {
-    async fn scan_all(&self) -> Result<Vec<Item>, StoreUnavailable> {
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| StoreUnavailable(describe("Scan", &self.table, &e)))?;
-            items.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(items),
-            }
-        }
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into(), items_read: AtomicU64::new(0) }
     }
+
+    /// Items read so far to find due messages.
+    pub fn items_read(&self) -> u64 {
+        self.items_read.load(Ordering::Relaxed)
+    }
+}
+
+fn to_pending(i: &Item) -> Option<Pending> {
+    Some(Pending {
+        message: OutgoingMessage {
+            message_id: get_s(i, "message_id")?,
+            message_type: get_s(i, "message_type").unwrap_or_default(),
+            body: get_s(i, "body")?,
+            traceparent: get_s(i, "traceparent"),
+        },
+        attempts: get_n(i, "attempts").unwrap_or(0),
+    })
 }
 
 #[async_trait]
 impl OutboxStore for DynamoOutbox {
     async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Pending>, StoreUnavailable> {
-        let now = to_text(now);
-        let mut due: Vec<(String, Pending)> = self
-            .scan_all()
-            .await?
-            .into_iter()
-            .filter(|i| get_s(i, "next_attempt_at").is_some_and(|t| t <= now))
-            .filter_map(|i| {
-                Some((
-                    get_s(&i, "created_at")?,
-                    Pending {
-                        message: OutgoingMessage {
-                            message_id: get_s(&i, "message_id")?,
-                            message_type: get_s(&i, "message_type").unwrap_or_default(),
-                            body: get_s(&i, "body")?,
-                            traceparent: get_s(&i, "traceparent"),
-                        },
-                        attempts: get_n(&i, "attempts").unwrap_or(0),
-                    },
-                ))
-            })
-            .collect();
-        due.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(due.into_iter().take(limit as usize).map(|(_, p)| p).collect())
+        // One page: `limit` caps the items DynamoDB evaluates, so this is the whole cost.
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(OUTBOX_DUE_INDEX)
+            .key_condition_expression("#pending = :pending AND next_attempt_at <= :now")
+            .expression_attribute_names("#pending", PENDING)
+            .expression_attribute_values(":pending", s(PENDING_VALUE))
+            .expression_attribute_values(":now", s(to_text(now)))
+            .limit(limit.clamp(1, i32::MAX as u32) as i32)
+            .send()
+            .await
+            .map_err(|e| StoreUnavailable(describe("Query", &format!("{}/{OUTBOX_DUE_INDEX}", self.table), &e)))?;
+        self.items_read.fetch_add(page.scanned_count.max(0) as u64, Ordering::Relaxed);
+        Ok(page.items.unwrap_or_default().iter().filter_map(to_pending).collect())
     }
 
     async fn settle(&self, delivered: Vec<String>, retries: Vec<Retry>) -> Result<(), StoreUnavailable> {
@@ -170,7 +190,8 @@ impl OutboxStore for DynamoOutbox {
                 .map_err(|e| StoreUnavailable(describe("DeleteItem", &self.table, &e)))?;
         }
         for r in retries {
-            self.client
+            let updated = self
+                .client
                 .update_item()
                 .table_name(&self.table)
                 .key("message_id", s(r.message_id))
@@ -180,16 +201,48 @@ impl OutboxStore for DynamoOutbox {
                 .expression_attribute_values(":next", s(to_text(r.next_attempt_at)))
                 .expression_attribute_values(":err", s(r.error))
                 .send()
-                .await
-                .map_err(|e| StoreUnavailable(describe("UpdateItem", &self.table, &e)))?;
+                .await;
+            match updated {
+                Ok(_) => {}
+                // Gone: an earlier batch delivered it (a stale index entry brought it back).
+                Err(e) if super::errors::code(&e) == Some("ConditionalCheckFailedException") => {}
+                Err(e) => return Err(StoreUnavailable(describe("UpdateItem", &self.table, &e))),
+            }
         }
         Ok(())
     }
 
+    /// Reads the undelivered messages (the index, creation times only): a gauge of the
+    /// backlog costs the backlog, never the delivered history.
     async fn stats(&self, now: DateTime<Utc>) -> Result<OutboxStats, StoreUnavailable> {
-        let items = self.scan_all().await?;
-        let oldest = items.iter().filter_map(|i| get_time(i, "created_at")).min();
-        Ok(OutboxStats { depth: items.len() as i64, oldest_age_seconds: oldest.map(|t| age(now, t)).unwrap_or(0.0) })
+        let (mut depth, mut oldest) = (0i64, None);
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(OUTBOX_DUE_INDEX)
+                .key_condition_expression("#pending = :pending")
+                .expression_attribute_names("#pending", PENDING)
+                .expression_attribute_values(":pending", s(PENDING_VALUE))
+                .projection_expression("created_at")
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| StoreUnavailable(describe("Query", &format!("{}/{OUTBOX_DUE_INDEX}", self.table), &e)))?;
+            for item in page.items.unwrap_or_default() {
+                depth += 1;
+                if let Some(t) = get_time(&item, "created_at") {
+                    oldest = Some(oldest.map_or(t, |o: DateTime<Utc>| o.min(t)));
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(OutboxStats { depth, oldest_age_seconds: oldest.map(|t| age(now, t)).unwrap_or(0.0) })
     }
 }
 
@@ -262,12 +315,9 @@ pub async fn ensure_table(client: &Client, spec: &TableSpec, tags: &[(String, St
             return Err(describe("CreateTable", &spec.name, &e));
         }
     }
-    for _ in 0..60 {
-        let status = client.describe_table().table_name(&spec.name).send().await.ok().and_then(|d| d.table).and_then(|t| t.table_status);
-        if status.as_ref().map(|s| s.as_str()) == Some("ACTIVE") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    wait_active(client, &spec.name).await;
+    if exists {
+        add_missing_indexes(client, spec).await?;
     }
     if let Some(attribute) = spec.ttl_attribute {
         let spec_ttl = TimeToLiveSpecification::builder().attribute_name(attribute).enabled(true).build().expect("fields set");
@@ -279,6 +329,101 @@ pub async fn ensure_table(client: &Client, spec: &TableSpec, tags: &[(String, St
         }
     }
     Ok(())
+}
+
+async fn wait_active(client: &Client, table: &str) {
+    for _ in 0..60 {
+        let described = client.describe_table().table_name(table).send().await.ok().and_then(|d| d.table);
+        let table_active = described.as_ref().and_then(|t| t.table_status.as_ref()).map(|s| s.as_str()) == Some("ACTIVE");
+        let indexes_active = described
+            .as_ref()
+            .map(|t| t.global_secondary_indexes().iter().all(|i| i.index_status().map(|s| s.as_str()) == Some("ACTIVE")))
+            .unwrap_or(false);
+        if table_active && indexes_active {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// A table created by an older release may lack an index the code now queries (the outbox's
+/// [`OUTBOX_DUE_INDEX`]): create it, one at a time as DynamoDB requires, and for the outbox
+/// put the undelivered messages written without [`PENDING`] into it.
+async fn add_missing_indexes(client: &Client, spec: &TableSpec) -> Result<(), String> {
+    let described = client.describe_table().table_name(&spec.name).send().await.map_err(|e| describe("DescribeTable", &spec.name, &e))?;
+    let present: Vec<String> = described
+        .table
+        .map(|t| t.global_secondary_indexes().iter().filter_map(|i| i.index_name().map(str::to_string)).collect())
+        .unwrap_or_default();
+    for (index, hash, range) in &spec.indexes {
+        if present.iter().any(|p| p == index) {
+            continue;
+        }
+        let key =
+            |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("name and type set");
+        let create = aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
+            .index_name(*index)
+            .key_schema(key(hash, KeyType::Hash))
+            .key_schema(key(range, KeyType::Range))
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut update = client
+            .update_table()
+            .table_name(&spec.name)
+            .global_secondary_index_updates(aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder().create(create).build());
+        for a in [*hash, *range] {
+            update = update.attribute_definitions(
+                AttributeDefinition::builder().attribute_name(a).attribute_type(ScalarAttributeType::S).build().expect("name and type set"),
+            );
+        }
+        update.send().await.map_err(|e| describe("UpdateTable", &spec.name, &e))?;
+        wait_active(client, &spec.name).await;
+        if *index == OUTBOX_DUE_INDEX {
+            mark_pending(client, &spec.name).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Once, when the index is added: every outbox item is undelivered (delivered ones are
+/// deleted), so each gets [`PENDING`].
+async fn mark_pending(client: &Client, table: &str) -> Result<(), String> {
+    let mut start: Option<Item> = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .filter_expression("attribute_not_exists(#pending)")
+            .expression_attribute_names("#pending", PENDING)
+            .projection_expression("message_id")
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| describe("Scan", table, &e))?;
+        for item in page.items.unwrap_or_default() {
+            let Some(id) = item.get("message_id").cloned() else { continue };
+            let marked = client
+                .update_item()
+                .table_name(table)
+                .key("message_id", id)
+                .update_expression("SET #pending = :pending")
+                .condition_expression("attribute_exists(message_id)")
+                .expression_attribute_names("#pending", PENDING)
+                .expression_attribute_values(":pending", s(PENDING_VALUE))
+                .send()
+                .await;
+            if let Err(e) = marked
+                && super::errors::code(&e) != Some("ConditionalCheckFailedException")
+            {
+                return Err(describe("UpdateItem", table, &e));
+            }
+        }
+        match page.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return Ok(()),
+        }
+    }
 }
 
 /// Consistent read of one item by its string key.

@@ -49,10 +49,10 @@ impl DeadLetterStore for SqliteDeadLetters {
         Ok(self
             .0
             .write(move |tx| {
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO dead_letters (message_id, body, traceparent, reason, received_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![message_id, body, traceparent, reason, to_text(now)],
-                )?;
+                )?
+                .execute(params![message_id, body, traceparent, reason, to_text(now)])?;
                 Ok::<_, DbError>(())
             })
             .await?)
@@ -62,7 +62,7 @@ impl DeadLetterStore for SqliteDeadLetters {
         Ok(self
             .0
             .read(move |c| {
-                let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM dead_letters ORDER BY id LIMIT ?1"))?;
+                let mut stmt = c.prepare_cached(&format!("SELECT {COLUMNS} FROM dead_letters ORDER BY id LIMIT ?1"))?;
                 let rows = stmt.query_map([limit], row_to_letter)?.collect::<Result<Vec<_>, _>>()?;
                 Ok::<_, DbError>(rows)
             })
@@ -73,13 +73,20 @@ impl DeadLetterStore for SqliteDeadLetters {
         Ok(self
             .0
             .read(move |c| {
-                Ok::<_, DbError>(c.query_row(&format!("SELECT {COLUMNS} FROM dead_letters WHERE id = ?1"), [id], row_to_letter).optional()?)
+                Ok::<_, DbError>(
+                    c.prepare_cached(&format!("SELECT {COLUMNS} FROM dead_letters WHERE id = ?1"))?
+                        .query_row([id], row_to_letter)
+                        .optional()?,
+                )
             })
             .await?)
     }
 
     async fn delete(&self, id: i64) -> Result<bool, StoreUnavailable> {
-        Ok(self.0.write(move |tx| Ok::<_, DbError>(tx.execute("DELETE FROM dead_letters WHERE id = ?1", [id])? == 1)).await?)
+        Ok(self
+            .0
+            .write(move |tx| Ok::<_, DbError>(tx.prepare_cached("DELETE FROM dead_letters WHERE id = ?1")?.execute([id])? == 1))
+            .await?)
     }
 
     async fn record_failed_redrive(&self, id: i64, reason: &str) -> Result<(), StoreUnavailable> {
@@ -87,7 +94,8 @@ impl DeadLetterStore for SqliteDeadLetters {
         Ok(self
             .0
             .write(move |tx| {
-                tx.execute("UPDATE dead_letters SET reason = ?2, redrive_count = redrive_count + 1 WHERE id = ?1", params![id, reason])?;
+                tx.prepare_cached("UPDATE dead_letters SET reason = ?2, redrive_count = redrive_count + 1 WHERE id = ?1")?
+                    .execute(params![id, reason])?;
                 Ok::<_, DbError>(())
             })
             .await?)

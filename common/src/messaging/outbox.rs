@@ -30,11 +30,11 @@ impl Outbox {
     /// Adds the message to the SQLite outbox as part of `tx`: sent if and only if `tx` commits.
     pub fn enqueue(&self, tx: &Connection, envelope: &Envelope, trace: &TraceParent, now: DateTime<Utc>) -> rusqlite::Result<()> {
         let now = to_text(now);
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO outbox (message_id, message_type, body, traceparent, created_at, next_attempt_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-            params![envelope.message_id, envelope.message.kind(), envelope.to_json(), trace.child().to_string(), now],
-        )?;
+        )?
+        .execute(params![envelope.message_id, envelope.message.kind(), envelope.to_json(), trace.child().to_string(), now])?;
         Ok(())
     }
 
@@ -51,10 +51,9 @@ impl Outbox {
 /// Records that a message was handled. Returns false when it already was: the caller must then
 /// have no effect (this is the inbox's dedupe, inside the business transaction).
 pub fn mark_processed(tx: &Connection, message_id: &str, now: DateTime<Utc>) -> rusqlite::Result<bool> {
-    let inserted = tx.execute(
-        "INSERT OR IGNORE INTO processed_messages (message_id, processed_at) VALUES (?1, ?2)",
-        params![message_id, to_text(now)],
-    )?;
+    let inserted = tx
+        .prepare_cached("INSERT OR IGNORE INTO processed_messages (message_id, processed_at) VALUES (?1, ?2)")?
+        .execute(params![message_id, to_text(now)])?;
     Ok(inserted == 1)
 }
 
@@ -81,7 +80,8 @@ pub struct Retry {
 /// What the relay needs from wherever the outbox lives.
 #[async_trait]
 pub trait OutboxStore: Send + Sync + 'static {
-    /// Messages whose next attempt is due, oldest first.
+    /// Messages whose next attempt is due, earliest due first. Reads only about as many
+    /// messages as it returns, however long the outbox is.
     async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Pending>, StoreUnavailable>;
     /// Removes acknowledged messages and reschedules failed ones.
     async fn settle(&self, delivered: Vec<String>, retries: Vec<Retry>) -> Result<(), StoreUnavailable>;
@@ -98,8 +98,10 @@ impl OutboxStore for SqliteOutbox {
             .0
             .read(move |c| {
                 let mut stmt = c.prepare_cached(
+                    // In the order of the outbox_due index, so SQLite walks the index and stops at
+                    // the limit instead of sorting every due message (a backlog) by seq first.
                     "SELECT message_id, message_type, body, traceparent, attempts FROM outbox
-                     WHERE next_attempt_at <= ?1 ORDER BY seq LIMIT ?2",
+                     WHERE next_attempt_at <= ?1 ORDER BY next_attempt_at, seq LIMIT ?2",
                 )?;
                 let rows = stmt
                     .query_map(params![now, limit], |r| {
@@ -141,9 +143,9 @@ impl OutboxStore for SqliteOutbox {
     async fn stats(&self, now: DateTime<Utc>) -> Result<OutboxStats, StoreUnavailable> {
         Ok(self
             .0
-            .read(move |c| {
+            .scan(move |c| {
                 let (depth, oldest): (i64, Option<String>) =
-                    c.query_row("SELECT count(*), min(created_at) FROM outbox", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    c.prepare_cached("SELECT count(*), min(created_at) FROM outbox")?.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 Ok::<_, DbError>(OutboxStats {
                     depth,
                     oldest_age_seconds: oldest.and_then(|t| from_text(&t).ok()).map(|t| age(now, t)).unwrap_or(0.0),

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use salve_common::aws::dynamo::{
-    CONDITION_FAILED, Item, TableSpec, get_item, get_n, get_s, get_time, n, outbox_put, processed_put, put, s, transact,
+    CONDITION_FAILED, Item, TableSpec, get_item, get_n, get_s, get_time, n, outbox_put, outbox_spec, processed_put, put, s, transact,
 };
 use salve_common::aws::errors::describe;
 use salve_common::messages::{Envelope, Message, MessageItem};
@@ -52,7 +52,7 @@ impl Tables {
             plain(&self.inventory, "sku"),
             plain(&self.reservations, "order_id"),
             TableSpec { name: self.processed.clone(), key: "message_id", indexes: vec![], ttl_attribute: Some("expires_at") },
-            plain(&self.outbox, "message_id"),
+            outbox_spec(&self.outbox),
         ]
     }
 }

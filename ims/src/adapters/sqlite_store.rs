@@ -74,7 +74,17 @@ fn time_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> 
     from_text(&text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into()))
 }
 
-const PRODUCT_COLUMNS: &str = "p.sku, p.name, p.description, p.price_cents, p.image_url, p.created_at, p.updated_at";
+/// A macro so statement texts can be literals (`concat!`), built at compile time.
+macro_rules! product_columns {
+    () => {
+        "p.sku, p.name, p.description, p.price_cents, p.image_url, p.created_at, p.updated_at"
+    };
+}
+const SELECT_PRODUCT: &str =
+    concat!("SELECT ", product_columns!(), ", i.quantity FROM products p JOIN inventory i ON i.sku = p.sku WHERE p.sku = ?1");
+const LIST_PRODUCTS: &str =
+    concat!("SELECT ", product_columns!(), " FROM products p WHERE (?1 IS NULL OR p.sku > ?1) ORDER BY p.sku LIMIT ?2");
+const SELECT_ITEM: &str = "SELECT sku, quantity, updated_at FROM inventory WHERE sku = ?1";
 
 fn row_to_product(r: &rusqlite::Row<'_>) -> rusqlite::Result<Product> {
     Ok(Product {
@@ -93,16 +103,16 @@ fn row_to_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<InventoryItem> {
 }
 
 fn stock_of(tx: &Connection, sku: &str) -> rusqlite::Result<Option<i64>> {
-    tx.query_row("SELECT quantity FROM inventory WHERE sku = ?1", [sku], |r| r.get(0)).optional()
+    tx.prepare_cached("SELECT quantity FROM inventory WHERE sku = ?1")?.query_row([sku], |r| r.get(0)).optional()
 }
 
 fn write_stock(tx: &Connection, sku: &str, quantity: i64, now: &str) -> rusqlite::Result<()> {
-    tx.execute("UPDATE inventory SET quantity = ?2, updated_at = ?3 WHERE sku = ?1", params![sku, quantity, now])?;
+    tx.prepare_cached("UPDATE inventory SET quantity = ?2, updated_at = ?3 WHERE sku = ?1")?.execute(params![sku, quantity, now])?;
     Ok(())
 }
 
 fn item_of(tx: &Connection, sku: &str) -> rusqlite::Result<Option<InventoryItem>> {
-    tx.query_row("SELECT sku, quantity, updated_at FROM inventory WHERE sku = ?1", [sku], row_to_item).optional()
+    tx.prepare_cached(SELECT_ITEM)?.query_row([sku], row_to_item).optional()
 }
 
 #[async_trait]
@@ -113,16 +123,18 @@ impl InventoryStore for SqliteInventoryStore {
             .write(move |tx| -> Result<_, StoreError> {
                 let now = to_text(p.created_at);
                 let inserted = tx
-                    .execute(
+                    .prepare_cached(
                         "INSERT OR IGNORE INTO products (sku, name, description, price_cents, image_url, created_at, updated_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                        params![p.sku, p.name, p.description, p.price.cents(), p.image_url, now],
                     )
+                    .and_then(|mut s| s.execute(params![p.sku, p.name, p.description, p.price.cents(), p.image_url, now]))
                     .map_err(sql)?;
                 if inserted == 0 {
                     return Err(StoreError::AlreadyExists);
                 }
-                tx.execute("INSERT INTO inventory (sku, quantity, updated_at) VALUES (?1, 0, ?2)", params![p.sku, now]).map_err(sql)?;
+                tx.prepare_cached("INSERT INTO inventory (sku, quantity, updated_at) VALUES (?1, 0, ?2)")
+                    .and_then(|mut s| s.execute(params![p.sku, now]))
+                    .map_err(sql)?;
                 Ok(())
             })
             .await
@@ -132,13 +144,9 @@ impl InventoryStore for SqliteInventoryStore {
         let sku = sku.to_string();
         self.db
             .read(move |c| {
-                c.query_row(
-                    &format!("SELECT {PRODUCT_COLUMNS}, i.quantity FROM products p JOIN inventory i ON i.sku = p.sku WHERE p.sku = ?1"),
-                    [sku],
-                    |r| Ok((row_to_product(r)?, r.get(7)?)),
-                )
-                .optional()
-                .map_err(sql)
+                c.prepare_cached(SELECT_PRODUCT)
+                    .and_then(|mut s| s.query_row([sku], |r| Ok((row_to_product(r)?, r.get(7)?))).optional())
+                    .map_err(sql)
             })
             .await
     }
@@ -146,11 +154,7 @@ impl InventoryStore for SqliteInventoryStore {
     async fn list_products(&self, limit: u32, after: Option<String>) -> Result<ProductPage, StoreError> {
         self.db
             .read(move |c| {
-                let mut stmt = c
-                    .prepare_cached(&format!(
-                        "SELECT {PRODUCT_COLUMNS} FROM products p WHERE (?1 IS NULL OR p.sku > ?1) ORDER BY p.sku LIMIT ?2"
-                    ))
-                    .map_err(sql)?;
+                let mut stmt = c.prepare_cached(LIST_PRODUCTS).map_err(sql)?;
                 let mut products =
                     stmt.query_map(params![after, limit + 1], row_to_product).map_err(sql)?.collect::<Result<Vec<_>, _>>().map_err(sql)?;
                 let more = products.len() > limit as usize;
@@ -162,11 +166,7 @@ impl InventoryStore for SqliteInventoryStore {
 
     async fn inventory(&self, sku: &str) -> Result<Option<InventoryItem>, StoreError> {
         let sku = sku.to_string();
-        self.db
-            .read(move |c| {
-                c.query_row("SELECT sku, quantity, updated_at FROM inventory WHERE sku = ?1", [sku], row_to_item).optional().map_err(sql)
-            })
-            .await
+        self.db.read(move |c| item_of(c, &sku).map_err(sql)).await
     }
 
     async fn quantities(&self, skus: &[String]) -> Result<HashMap<String, i64>, StoreError> {
@@ -222,8 +222,8 @@ impl InventoryStore for SqliteInventoryStore {
                 // The same order asked again under another message id: answer as before,
                 // never reserve twice.
                 let earlier: Option<(String, Option<String>)> = tx
-                    .query_row("SELECT status, reason FROM reservations WHERE order_id = ?1", [&order_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()
+                    .prepare_cached("SELECT status, reason FROM reservations WHERE order_id = ?1")
+                    .and_then(|mut s| s.query_row([&order_id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
                     .map_err(sql)?;
                 let outcome = match earlier {
                     Some((status, reason)) if status == FAILED => Reserved::Failed { reason: reason.unwrap_or_default() },
@@ -246,10 +246,10 @@ impl InventoryStore for SqliteInventoryStore {
                             Err(reason) => (FAILED, Some(reason.clone()), Reserved::Failed { reason }),
                         };
                         let items_json = serde_json::to_string(&items).map_err(|e| StoreError::Failed(e.to_string()))?;
-                        tx.execute(
+                        tx.prepare_cached(
                             "INSERT INTO reservations (order_id, items, status, reason, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                            params![order_id, items_json, status, reason, now],
                         )
+                        .and_then(|mut s| s.execute(params![order_id, items_json, status, reason, now]))
                         .map_err(sql)?;
                         outcome
                     }
@@ -278,22 +278,19 @@ impl InventoryStore for SqliteInventoryStore {
                     return Ok(Released::Duplicate);
                 }
                 let held: Option<String> = tx
-                    .query_row("SELECT items FROM reservations WHERE order_id = ?1 AND status = ?2", params![order_id, RESERVED], |r| {
-                        r.get(0)
-                    })
-                    .optional()
+                    .prepare_cached("SELECT items FROM reservations WHERE order_id = ?1 AND status = ?2")
+                    .and_then(|mut s| s.query_row(params![order_id, RESERVED], |r| r.get(0)).optional())
                     .map_err(sql)?;
                 let Some(items_json) = held else { return Ok(Released::NothingHeld) };
                 let items: Vec<MessageItem> = serde_json::from_str(&items_json).map_err(|e| StoreError::Failed(e.to_string()))?;
                 let now = to_text(now);
+                let mut give_back =
+                    tx.prepare_cached("UPDATE inventory SET quantity = quantity + ?2, updated_at = ?3 WHERE sku = ?1").map_err(sql)?;
                 for item in items {
-                    tx.execute(
-                        "UPDATE inventory SET quantity = quantity + ?2, updated_at = ?3 WHERE sku = ?1",
-                        params![item.sku, item.quantity, now],
-                    )
-                    .map_err(sql)?;
+                    give_back.execute(params![item.sku, item.quantity, now]).map_err(sql)?;
                 }
-                tx.execute("UPDATE reservations SET status = ?2, updated_at = ?3 WHERE order_id = ?1", params![order_id, RELEASED, now])
+                tx.prepare_cached("UPDATE reservations SET status = ?2, updated_at = ?3 WHERE order_id = ?1")
+                    .and_then(|mut s| s.execute(params![order_id, RELEASED, now]))
                     .map_err(sql)?;
                 Ok(Released::Released)
             })

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, Select, TransactWriteItem, Update};
 use salve_common::aws::dynamo::{
-    CONDITION_FAILED, Item, TableSpec, get_item, get_n, get_s, get_time, n, outbox_put, processed_put, put, s, transact,
+    CONDITION_FAILED, Item, TableSpec, get_item, get_n, get_s, get_time, n, outbox_put, outbox_spec, processed_put, put, s, transact,
 };
 use salve_common::aws::errors::describe;
 use salve_common::messages::{Envelope, Message};
@@ -58,7 +58,7 @@ impl Tables {
             },
             TableSpec { name: self.idempotency.clone(), key: "key", indexes: vec![], ttl_attribute: Some("expires_at") },
             TableSpec { name: self.processed.clone(), key: "message_id", indexes: vec![], ttl_attribute: Some("expires_at") },
-            TableSpec { name: self.outbox.clone(), key: "message_id", indexes: vec![], ttl_attribute: None },
+            outbox_spec(&self.outbox),
         ]
     }
 }

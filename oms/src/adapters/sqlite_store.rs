@@ -68,7 +68,15 @@ fn sql(e: rusqlite::Error) -> StoreError {
     StoreError::from(DbError::from(e))
 }
 
-const ORDER_COLUMNS: &str = "id, customer_id, items, total_cents, status, cancellation_reason, created_at, updated_at";
+/// A macro so statement texts can be literals (`concat!`), built at compile time.
+macro_rules! order_columns {
+    () => {
+        "id, customer_id, items, total_cents, status, cancellation_reason, created_at, updated_at"
+    };
+}
+const ORDER_COLUMNS: &str = order_columns!();
+const SELECT_ORDER: &str = concat!("SELECT ", order_columns!(), " FROM orders WHERE id = ?1");
+const INSERT_ORDER: &str = concat!("INSERT INTO orders (", order_columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?6)");
 
 fn row_to_order(r: &rusqlite::Row<'_>) -> rusqlite::Result<Order> {
     let corrupt = |i: usize, what: String| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, what.into());
@@ -89,7 +97,7 @@ fn row_to_order(r: &rusqlite::Row<'_>) -> rusqlite::Result<Order> {
 }
 
 fn load_order(tx: &Connection, id: &str) -> rusqlite::Result<Option<Order>> {
-    tx.query_row(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?1"), [id], row_to_order).optional()
+    tx.prepare_cached(SELECT_ORDER)?.query_row([id], row_to_order).optional()
 }
 
 #[async_trait]
@@ -98,11 +106,9 @@ impl OrderStore for SqliteOrderStore {
         let c = c.clone();
         self.db
             .write(move |tx| -> Result<_, StoreError> {
-                tx.execute(
-                    "INSERT INTO customers (id, name, email, address, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![c.id, c.name, c.email, c.address, to_text(c.created_at)],
-                )
-                .map_err(sql)?;
+                tx.prepare_cached("INSERT INTO customers (id, name, email, address, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+                    .and_then(|mut s| s.execute(params![c.id, c.name, c.email, c.address, to_text(c.created_at)]))
+                    .map_err(sql)?;
                 Ok(())
             })
             .await
@@ -112,7 +118,8 @@ impl OrderStore for SqliteOrderStore {
         let id = id.to_string();
         self.db
             .read(move |c| {
-                c.query_row("SELECT id, name, email, address, created_at FROM customers WHERE id = ?1", [id], |r| {
+                let mut stmt = c.prepare_cached("SELECT id, name, email, address, created_at FROM customers WHERE id = ?1").map_err(sql)?;
+                stmt.query_row([id], |r| {
                     let created: String = r.get(4)?;
                     Ok(Customer {
                         id: r.get(0)?,
@@ -142,29 +149,34 @@ impl OrderStore for SqliteOrderStore {
             .write(move |tx| -> Result<_, StoreError> {
                 if let Some(key) = &key {
                     let seen: Option<(String, String)> = tx
-                        .query_row("SELECT request_hash, order_id FROM idempotency_keys WHERE key = ?1", [&key.key], |r| {
-                            Ok((r.get(0)?, r.get(1)?))
-                        })
-                        .optional()
+                        .prepare_cached("SELECT request_hash, order_id FROM idempotency_keys WHERE key = ?1")
+                        .and_then(|mut s| s.query_row([&key.key], |r| Ok((r.get(0)?, r.get(1)?))).optional())
                         .map_err(sql)?;
                     match seen {
                         Some((hash, order_id)) if hash == key.request_hash => return Ok(PlaceOutcome::Replayed { order_id }),
                         Some(_) => return Ok(PlaceOutcome::KeyReused),
                         None => {
-                            tx.execute(
+                            tx.prepare_cached(
                                 "INSERT INTO idempotency_keys (key, request_hash, order_id, created_at) VALUES (?1, ?2, ?3, ?4)",
-                                params![key.key, key.request_hash, order.id, to_text(order.created_at)],
                             )
+                            .and_then(|mut s| s.execute(params![key.key, key.request_hash, order.id, to_text(order.created_at)]))
                             .map_err(sql)?;
                         }
                     }
                 }
                 let items = serde_json::to_string(&order.items).map_err(|e| StoreError::Failed(e.to_string()))?;
-                tx.execute(
-                    &format!("INSERT INTO orders ({ORDER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?6)"),
-                    params![order.id, order.customer_id, items, order.total.cents(), order.status.as_str(), to_text(order.created_at)],
-                )
-                .map_err(sql)?;
+                tx.prepare_cached(INSERT_ORDER)
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            order.id,
+                            order.customer_id,
+                            items,
+                            order.total.cents(),
+                            order.status.as_str(),
+                            to_text(order.created_at)
+                        ])
+                    })
+                    .map_err(sql)?;
                 outbox.enqueue(tx, &reserve, &trace, order.created_at).map_err(sql)?;
                 Ok(PlaceOutcome::Placed)
             })
@@ -177,11 +189,7 @@ impl OrderStore for SqliteOrderStore {
 
     async fn order(&self, id: &str) -> Result<Option<Order>, StoreError> {
         let id = id.to_string();
-        self.db
-            .read(move |c| {
-                c.query_row(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?1"), [id], row_to_order).optional().map_err(sql)
-            })
-            .await
+        self.db.read(move |c| load_order(c, &id).map_err(sql)).await
     }
 
     async fn list_orders(&self, q: &OrderQuery) -> Result<OrderPage, StoreError> {
@@ -233,7 +241,7 @@ impl OrderStore for SqliteOrderStore {
             .db
             .write(move |tx| -> Result<_, StoreError> {
                 let Some(order) = load_order(tx, &id).map_err(sql)? else { return Ok(Deleted::NotFound) };
-                tx.execute("DELETE FROM orders WHERE id = ?1", [&id]).map_err(sql)?;
+                tx.prepare_cached("DELETE FROM orders WHERE id = ?1").and_then(|mut s| s.execute([&id])).map_err(sql)?;
                 let released_stock = order.must_release_on_delete();
                 if released_stock {
                     let release = Envelope::new(emit.message_id, Message::ReleaseInventory { order_id: id, timestamp: emit.now });
@@ -265,11 +273,9 @@ impl OrderStore for SqliteOrderStore {
                 let order = load_order(tx, &order_id).map_err(sql)?;
                 match on_reservation_result(order.as_ref(), &result) {
                     Reaction::Settle { status, reason } => {
-                        tx.execute(
-                            "UPDATE orders SET status = ?2, cancellation_reason = ?3, updated_at = ?4 WHERE id = ?1",
-                            params![order_id, status.as_str(), reason, to_text(emit.now)],
-                        )
-                        .map_err(sql)?;
+                        tx.prepare_cached("UPDATE orders SET status = ?2, cancellation_reason = ?3, updated_at = ?4 WHERE id = ?1")
+                            .and_then(|mut s| s.execute(params![order_id, status.as_str(), reason, to_text(emit.now)]))
+                            .map_err(sql)?;
                         Ok((Applied::Applied, false))
                     }
                     Reaction::ReleaseOrphanedStock => {
@@ -288,8 +294,9 @@ impl OrderStore for SqliteOrderStore {
     }
 
     async fn count_by_status(&self) -> Result<HashMap<OrderStatus, i64>, StoreError> {
+        // Counts every order: on a blocking thread.
         self.db
-            .read(|c| {
+            .scan(|c| {
                 let mut stmt = c.prepare_cached("SELECT status, count(*) FROM orders GROUP BY status").map_err(sql)?;
                 let rows = stmt
                     .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))

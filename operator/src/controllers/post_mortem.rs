@@ -13,7 +13,7 @@ use super::context::Context;
 use crate::crd::*;
 use crate::domain::diagnoser::ActionLimits;
 use crate::domain::names::derived_name;
-use crate::domain::post_mortem::{AppliedRemediation, PostMortem, SCHEMA_VERSION, STATUS_COPY_LIMIT};
+use crate::domain::post_mortem::{AppliedRemediation, POST_MORTEM_LABEL, PostMortem, SCHEMA_VERSION, STATUS_COPY_LIMIT};
 use crate::domain::post_mortem_store::{ArchiveError, ArchivedPostMortem};
 use crate::domain::redact::redact_line;
 use crate::domain::signature::content_hash;
@@ -173,7 +173,7 @@ async fn write_post_mortem_config_map(inc: &Incident, ns: &str, json: &str, ctx:
     let name = derived_name(&inc.name_any(), "-postmortem");
     let cm = json!({
         "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": name, "ownerReferences": [{"apiVersion": Incident::api_version(&()), "kind": "Incident", "name": inc.name_any(), "uid": inc.uid().unwrap_or_default()}]},
+        "metadata": {"name": name, "labels": {POST_MORTEM_LABEL: "true"}, "ownerReferences": [{"apiVersion": Incident::api_version(&()), "kind": "Incident", "name": inc.name_any(), "uid": inc.uid().unwrap_or_default()}]},
         "data": {"postmortem.json": json},
     });
     Api::<ConfigMap>::namespaced(ctx.client.clone(), ns)

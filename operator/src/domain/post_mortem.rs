@@ -15,6 +15,9 @@ use super::simulation::SimulationContext;
 use super::source::{IncidentSource, Severity};
 use super::timeline::TimelineEntry;
 
+/// Label of post-mortem ConfigMaps: records, not configuration (the ConfigMap history skips them).
+pub const POST_MORTEM_LABEL: &str = "salve.dev/post-mortem";
+
 /// Version of this JSON layout; bumped on incompatible changes.
 pub const SCHEMA_VERSION: &str = "salve.dev/post-mortem/v1";
 

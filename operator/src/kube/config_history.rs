@@ -75,7 +75,10 @@ impl ConfigHistory {
         use kube::runtime::WatchStreamExt;
         use kube::runtime::watcher::Event;
         let api: Api<ConfigMap> = Api::all(client);
-        let stream = watcher(api, watcher::Config::default()).default_backoff();
+        // Post-mortems are records the operator writes, not configuration: keeping their JSON
+        // in the history would double the memory every resolved Incident costs.
+        let not_records = format!("!{}", crate::domain::post_mortem::POST_MORTEM_LABEL);
+        let stream = watcher(api, watcher::Config::default().labels(&not_records)).default_backoff();
         futures::pin_mut!(stream);
         while let Some(item) = stream.next().await {
             match item {

@@ -1,10 +1,19 @@
 //! OMS and IMS as processes on DynamoDB + SQS, against the moto server that tests/run.sh
 //! starts (real AWS wire protocols; moto is the emulator, not a fake in our code).
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use reqwest::{Method, StatusCode};
+use salve_common::aws::dynamo::{DynamoOutbox, outbox_put, transact};
+use salve_common::messages::{Envelope, Message};
+use salve_common::messaging::outbox::{Outbox, OutboxStore};
+use salve_common::messaging::relay::Relay;
+use salve_common::messaging::sink::{DeliveryError, MessageSink, OutgoingMessage};
+use salve_common::metrics::Metrics;
+use salve_common::time::SystemClock;
+use salve_common::trace_context::TraceParent;
 use serde_json::{Value, json};
 use shop_tests::aws::{AwsNames, sqs};
 use shop_tests::client::ShopClient;
@@ -248,4 +257,76 @@ async fn a_missing_table_is_a_clear_503_not_a_crash() {
     let ready = client.http.get(format!("{}/readyz", client.oms)).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(shop.oms.log().contains("missing-oms-orders"), "the log names the table");
+}
+
+/// A sink that takes every message and remembers which.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl MessageSink for Recorder {
+    async fn deliver(&self, message: &OutgoingMessage) -> Result<(), DeliveryError> {
+        self.0.lock().unwrap().push(message.message_id.clone());
+        Ok(())
+    }
+}
+
+/// Writes `count` outbox messages whose next attempt is at `at`, as the stores do.
+async fn outbox_messages(client: &aws_sdk_dynamodb::Client, table: &str, tag: &str, count: usize, at: chrono::DateTime<chrono::Utc>) {
+    let trace = TraceParent::continue_or_start(None);
+    for chunk in (0..count).collect::<Vec<_>>().chunks(100) {
+        let items = chunk
+            .iter()
+            .map(|i| {
+                let envelope =
+                    Envelope::new(format!("{tag}-{i}"), Message::ReleaseInventory { order_id: format!("o-{tag}-{i}"), timestamp: at });
+                outbox_put(table, &envelope, &trace, at)
+            })
+            .collect();
+        assert_eq!(transact(client, items, table).await.unwrap(), None);
+    }
+}
+
+/// The relay's cost follows what it delivers, not the size of the outbox: with a thousand
+/// messages waiting out a backoff and hundreds delivered before, finding the few that are due
+/// reads those few (DynamoDB bills a Query by the items it evaluates).
+#[tokio::test]
+async fn the_outbox_relay_reads_what_is_due_not_the_backlog() {
+    let names = AwsNames::unique();
+    names.init().unwrap();
+    let client = aws_sdk_dynamodb::Client::new(&salve_common::aws::sdk_config().await);
+    let table = format!("{}oms-outbox", names.prefix);
+    let store = Arc::new(DynamoOutbox::new(client.clone(), &table));
+    let sink = Arc::new(Recorder::default());
+    let relay = Relay {
+        store: store.clone(),
+        outbox: Outbox::new(),
+        sink: sink.clone(),
+        metrics: Arc::new(Metrics::new("relay-test")),
+        clock: Arc::new(SystemClock),
+    };
+    let now = chrono::Utc::now();
+    outbox_messages(&client, &table, "waiting", 1000, now + chrono::Duration::hours(1)).await;
+    outbox_messages(&client, &table, "old", 300, now - chrono::Duration::seconds(5)).await;
+    // The delivered history: 300 messages go out (in batches) and leave the index.
+    let mut delivered = 0;
+    while delivered < 300 {
+        let n = relay.deliver_due_batch().await.unwrap();
+        assert!(n > 0, "due messages were found");
+        delivered += n;
+    }
+    assert_eq!(delivered, 300);
+
+    outbox_messages(&client, &table, "fresh", 5, chrono::Utc::now() - chrono::Duration::seconds(1)).await;
+    sink.0.lock().unwrap().clear();
+    let read_before = store.items_read();
+    assert_eq!(relay.deliver_due_batch().await.unwrap(), 5);
+    let mut got = sink.0.lock().unwrap().clone();
+    got.sort();
+    assert_eq!(got, (0..5).map(|i| format!("fresh-{i}")).collect::<Vec<_>>(), "exactly the due messages went out");
+    assert_eq!(store.items_read() - read_before, 5, "only the due messages were read, not the 1000 waiting or the 300 delivered");
+    assert_eq!(relay.deliver_due_batch().await.unwrap(), 0);
+    assert_eq!(store.items_read() - read_before, 5, "an idle poll reads nothing");
+    // The backlog is still there for when it falls due, and the readiness gauge sees it.
+    assert_eq!(store.stats(chrono::Utc::now()).await.unwrap().depth, 1000);
 }
