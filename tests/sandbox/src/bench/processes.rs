@@ -29,16 +29,40 @@ pub struct ProcessArgs {
     pub http_addr: SocketAddr,
 }
 
-async fn client(path: &PathBuf) -> Result<Client, String> {
-    let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| e.to_string())?;
+/// The client for the kubeconfig and the bound listener, whose address is printed first (the
+/// benchmark reads it from stdout).
+async fn setup(args: &ProcessArgs) -> Result<(Client, tokio::net::TcpListener), String> {
+    let kc = kube::config::Kubeconfig::read_from(&args.kubeconfig).map_err(|e| e.to_string())?;
     let cfg = Config::from_custom_kubeconfig(kc, &Default::default()).await.map_err(|e| e.to_string())?;
-    Client::try_from(cfg).map_err(|e| e.to_string())
+    let client = Client::try_from(cfg).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(args.http_addr).await.map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("listening {addr}");
+    Ok((client, listener))
+}
+
+/// A controller for `K` whose reconcile only counts.
+async fn count_reconciles<K>(client: Client, count: Arc<AtomicU64>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    Controller::new(Api::<DeserializeGuard<K>>::all(client), watcher::Config::default())
+        .run(
+            |_, c: Arc<AtomicU64>| async move {
+                c.fetch_add(1, Ordering::Relaxed);
+                Ok::<_, kube::Error>(Action::await_change())
+            },
+            |_, _, _| Action::await_change(),
+            count,
+        )
+        .for_each(|_| async {})
+        .await;
 }
 
 /// `salve-sandbox operator-process`: the real operator (offline diagnosis) on a kubeconfig.
 pub async fn operator_process(args: ProcessArgs) -> i32 {
-    let client = match client(&args.kubeconfig).await {
-        Ok(c) => c,
+    let (client, listener) = match setup(&args).await {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
             return 2;
@@ -52,16 +76,6 @@ pub async fn operator_process(args: ProcessArgs) -> i32 {
     run.dry_run = Some(false);
     run.intake.alertmanager_token = Some(operator::intake::config::SecretToken(crate::demo::operator::WEBHOOK_TOKEN.into()));
     run.intake.default_namespace = Some(args.namespace.clone());
-    let listener = match tokio::net::TcpListener::bind(args.http_addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("{e}");
-            return 2;
-        }
-    };
-    if let Ok(addr) = listener.local_addr() {
-        println!("listening {addr}");
-    }
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     tokio::spawn(async move {
@@ -80,48 +94,18 @@ pub async fn operator_process(args: ProcessArgs) -> i32 {
 /// `salve-sandbox baseline-controller`: the same two watches, reconciles counted and nothing
 /// else; `/metrics` serves `baseline_reconciles_total`.
 pub async fn baseline_process(args: ProcessArgs) -> i32 {
-    let client = match client(&args.kubeconfig).await {
-        Ok(c) => c,
+    let (client, listener) = match setup(&args).await {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
             return 2;
         }
     };
     let count = Arc::new(AtomicU64::new(0));
-    let listener = match tokio::net::TcpListener::bind(args.http_addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("{e}");
-            return 2;
-        }
-    };
-    if let Ok(addr) = listener.local_addr() {
-        println!("listening {addr}");
-    }
     let served = count.clone();
     let app = Router::new()
         .route("/metrics", get(move || async move { format!("baseline_reconciles_total {}\n", served.load(Ordering::Relaxed)) }));
     tokio::spawn(async move { axum::serve(listener, app).await.ok() });
-    let incidents = Controller::new(Api::<DeserializeGuard<Incident>>::all(client.clone()), watcher::Config::default())
-        .run(
-            |_, c: Arc<AtomicU64>| async move {
-                c.fetch_add(1, Ordering::Relaxed);
-                Ok::<_, kube::Error>(Action::await_change())
-            },
-            |_, _, _| Action::await_change(),
-            count.clone(),
-        )
-        .for_each(|_| async {});
-    let remediations = Controller::new(Api::<DeserializeGuard<Remediation>>::all(client), watcher::Config::default())
-        .run(
-            |_, c: Arc<AtomicU64>| async move {
-                c.fetch_add(1, Ordering::Relaxed);
-                Ok::<_, kube::Error>(Action::await_change())
-            },
-            |_, _, _| Action::await_change(),
-            count,
-        )
-        .for_each(|_| async {});
-    tokio::join!(incidents, remediations);
+    tokio::join!(count_reconciles::<Incident>(client.clone(), count.clone()), count_reconciles::<Remediation>(client, count));
     0
 }
