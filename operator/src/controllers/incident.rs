@@ -348,7 +348,13 @@ async fn judge(
             let c = Condition::new(condition_type::POLICY_ALLOWED, ConditionStatus::True, reason::ALLOWED, action.describe(), &now);
             set_condition(&mut st.conditions, c);
             let category = diagnosis.root_cause_category.map(|c| c.as_str()).unwrap_or("Unknown");
-            Ok(IncidentStep::new(IncidentPhase::Diagnosed, reason::DIAGNOSED, format!("{category}: {}", diagnosis.summary)))
+            // The rules' summaries already start with their category.
+            let message = if diagnosis.summary.starts_with(category) {
+                diagnosis.summary.clone()
+            } else {
+                format!("{category}: {}", diagnosis.summary)
+            };
+            Ok(IncidentStep::new(IncidentPhase::Diagnosed, reason::DIAGNOSED, message))
         }
     }
 }

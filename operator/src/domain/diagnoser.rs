@@ -66,6 +66,27 @@ pub struct Diagnosis {
     pub investigation: Vec<super::investigation::ToolExchange>,
 }
 
+impl Diagnosis {
+    /// No category and no action: a person must look (filled in by the caller's summary).
+    pub fn escalation(model: impl Into<String>, prompt_hash: String) -> Self {
+        Self {
+            root_cause_category: None,
+            summary: String::new(),
+            confidence: 0.0,
+            model: model.into(),
+            prompt_hash,
+            input_tokens: 0,
+            output_tokens: 0,
+            proposed_action: None,
+            cited_evidence: Vec::new(),
+            estimated_cost_usd: None,
+            fallback_reason: None,
+            contradicting_evidence: Vec::new(),
+            investigation: Vec::new(),
+        }
+    }
+}
+
 /// Everything a diagnoser may look at.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct DiagnosisInput {

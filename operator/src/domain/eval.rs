@@ -112,21 +112,7 @@ pub fn baseline(cases: &[Case]) -> Totals {
     let results: Vec<CaseResult> = cases
         .iter()
         .map(|c| {
-            let d = Diagnosis {
-                root_cause_category: None,
-                summary: String::new(),
-                confidence: 0.0,
-                model: "always-escalate".into(),
-                prompt_hash: String::new(),
-                input_tokens: 0,
-                output_tokens: 0,
-                proposed_action: None,
-                cited_evidence: Vec::new(),
-                estimated_cost_usd: None,
-                fallback_reason: None,
-                contradicting_evidence: Vec::new(),
-                investigation: Vec::new(),
-            };
+            let d = Diagnosis::escalation("always-escalate", String::new());
             score(c, &d)
         })
         .collect();

@@ -246,6 +246,7 @@ impl Store {
         {
             m.remove("status");
         }
+        Self::fold_string_data(rt, &mut obj);
         Self::validate_meta(rt, &obj)?;
         Self::validate_cel(rt, &obj, None)?;
         if dry_run {
@@ -259,6 +260,24 @@ impl Store {
         self.objects.insert(key.clone(), obj.clone());
         self.record(rt, &key.namespace, "ADDED", obj.clone());
         Ok(obj)
+    }
+
+    /// A Secret's `stringData` is write-only: the API server merges it into `data` (base64,
+    /// `stringData` winning) and never stores or returns it (core/v1 Secret documentation).
+    fn fold_string_data(rt: &ResourceType, obj: &mut Value) {
+        use base64::Engine;
+        if rt.group.is_empty()
+            && rt.plural == "secrets"
+            && let Some(string_data) = obj.as_object_mut().and_then(|o| o.remove("stringData"))
+            && let Some(entries) = string_data.as_object()
+        {
+            if !obj.get("data").is_some_and(Value::is_object) {
+                obj["data"] = json!({});
+            }
+            for (k, v) in entries {
+                obj["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(v.as_str().unwrap_or_default()));
+            }
+        }
     }
 
     /// ObjectMeta validation as the API server does it for every kind (apimachinery
@@ -373,6 +392,7 @@ impl Store {
                 }
             }
         }
+        Self::fold_string_data(rt, &mut new);
         if same_content(&old, &new) {
             return Ok(old);
         }

@@ -44,21 +44,7 @@ pub fn diagnose_with_rules(input: &DiagnosisInput) -> Diagnosis {
         String::new()
     };
     let prompt_hash = content_hash(&serde_json::to_string(input).unwrap_or_default());
-    let mut d = Diagnosis {
-        root_cause_category: None,
-        summary: String::new(),
-        confidence: 0.0,
-        model: RULES_MODEL.into(),
-        prompt_hash,
-        input_tokens: 0,
-        output_tokens: 0,
-        proposed_action: None,
-        cited_evidence: Vec::new(),
-        estimated_cost_usd: None,
-        fallback_reason: None,
-        contradicting_evidence: Vec::new(),
-        investigation: Vec::new(),
-    };
+    let mut d = Diagnosis::escalation(RULES_MODEL, prompt_hash);
     let Some(w) = weighed else {
         d.summary = format!(
             "No rule explains the evidence for {} ({} pod(s), {} ready of {} desired, {} event(s), {} stale); escalating to a person.{injections}{feedback}{excluded}",

@@ -17,8 +17,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Service};
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 
-use super::volumes::decode_base64;
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EnvError {
     #[error("configmap \"{0}\" not found")]
@@ -182,15 +180,10 @@ pub async fn resolve(
                     (None, true) => continue,
                     (None, false) => return Err(EnvError::SecretNotFound(r.name.clone())),
                     (Some(s), optional) => {
-                        let raw = s
-                            .data
-                            .and_then(|d| d.get(&r.key).map(|b| b.0.clone()))
-                            .or_else(|| s.string_data.and_then(|d| d.get(&r.key).map(|v| v.clone().into_bytes())));
+                        // `data` arrives base64-decoded (ByteString); `stringData` is never stored.
+                        let raw = s.data.and_then(|d| d.get(&r.key).map(|b| b.0.clone()));
                         match raw {
-                            Some(b) => String::from_utf8(b.clone())
-                                .ok()
-                                .or_else(|| decode_base64(&String::from_utf8_lossy(&b)).map(|d| String::from_utf8_lossy(&d).into_owned()))
-                                .unwrap_or_default(),
+                            Some(b) => String::from_utf8_lossy(&b).into_owned(),
                             None if optional => continue,
                             None => return Err(EnvError::SecretKey { key: r.key.clone(), ns: ns.clone(), name: r.name.clone() }),
                         }

@@ -56,6 +56,17 @@ struct PodRuntime {
     mount_error: Option<String>,
 }
 
+impl PodRuntime {
+    /// The `i`-th init container or container.
+    fn container(&self, init: bool, i: usize) -> &ContainerRuntime {
+        if init { &self.init[i] } else { &self.containers[i] }
+    }
+
+    fn container_mut(&mut self, init: bool, i: usize) -> &mut ContainerRuntime {
+        if init { &mut self.init[i] } else { &mut self.containers[i] }
+    }
+}
+
 pub struct Kubelet {
     client: Client,
     fake: Arc<fake_kube::FakeKube>,
@@ -256,7 +267,7 @@ impl Kubelet {
         // 1. Has it exited?
         let (terminated, cname) = {
             let Some(rt) = self.pods.get_mut(uid) else { return Ok(()) };
-            let c = if init { &mut rt.init[i] } else { &mut rt.containers[i] };
+            let c = rt.container_mut(init, i);
             (c.reap(), c.spec.name.clone())
         };
         if let Some(t) = terminated {
@@ -268,7 +279,7 @@ impl Kubelet {
             if restart {
                 let delay = {
                     let Some(rt) = self.pods.get_mut(uid) else { return Ok(()) };
-                    let c = if init { &mut rt.init[i] } else { &mut rt.containers[i] };
+                    let c = rt.container_mut(init, i);
                     c.back_off(&name, scale)
                 };
                 let ns = pod.namespace().unwrap_or_default();
@@ -280,7 +291,7 @@ impl Kubelet {
             return Ok(());
         }
         // 2. Running: memory and probes.
-        let running = self.pods.get(uid).is_some_and(|rt| if init { rt.init[i].is_running() } else { rt.containers[i].is_running() });
+        let running = self.pods.get(uid).is_some_and(|rt| rt.container(init, i).is_running());
         if running {
             self.check_memory(uid, init, i);
             if !init {
@@ -290,7 +301,7 @@ impl Kubelet {
         }
         // 3. Waiting, not backing off, not finished for good: start (again).
         let startable = self.pods.get(uid).is_some_and(|rt| {
-            let c = if init { &rt.init[i] } else { &rt.containers[i] };
+            let c = rt.container(init, i);
             !c.in_backoff() && !matches!(c.state, State::Terminated(_))
         });
         if startable {
@@ -301,7 +312,7 @@ impl Kubelet {
 
     fn check_memory(&mut self, uid: &str, init: bool, i: usize) {
         let Some(rt) = self.pods.get_mut(uid) else { return };
-        let c = if init { &mut rt.init[i] } else { &mut rt.containers[i] };
+        let c = rt.container_mut(init, i);
         let limit = c
             .spec
             .resources
@@ -398,13 +409,13 @@ impl Kubelet {
         let ns = pod.namespace().unwrap_or_default();
         let (spec, ip, dir, first) = {
             let Some(rt) = self.pods.get(uid) else { return Ok(()) };
-            let c = if init { &rt.init[i] } else { &rt.containers[i] };
+            let c = rt.container(init, i);
             (c.spec.clone(), rt.ip.clone(), rt.dir.clone(), !c.ever_started)
         };
         let image = spec.image.clone().unwrap_or_default();
         let set_waiting = |this: &mut Self, reason: &str, message: String, backoff: Option<Duration>| {
             if let Some(rt) = this.pods.get_mut(uid) {
-                let c = if init { &mut rt.init[i] } else { &mut rt.containers[i] };
+                let c = rt.container_mut(init, i);
                 c.state = State::Waiting { reason: reason.into(), message: Some(message) };
                 if let Some(d) = backoff {
                     c.not_before = Some(Instant::now() + this.opts.scale.wall(d));
@@ -413,7 +424,7 @@ impl Kubelet {
         };
         if Image::resolve(&image).is_none() {
             let already = self.pods.get(uid).is_some_and(|rt| {
-                let c = if init { &rt.init[i] } else { &rt.containers[i] };
+                let c = rt.container(init, i);
                 matches!(&c.state, State::Waiting { reason, .. } if reason == "ErrImagePull" || reason == "ImagePullBackOff")
             });
             let msg = format!("failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": not found");
@@ -474,7 +485,7 @@ impl Kubelet {
         }
         let started = {
             let Some(rt) = self.pods.get_mut(uid) else { return Ok(()) };
-            let c = if init { &mut rt.init[i] } else { &mut rt.containers[i] };
+            let c = rt.container_mut(init, i);
             c.start(&self.opts.exe, &image, args, envs, &rootfs)
         };
         match started {

@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Volume};
 use kube::Api;
 use kube::Client;
@@ -49,8 +48,7 @@ pub async fn contents(client: &Client, ns: &str, v: &Volume) -> Result<Option<BT
             }
             return Err(VolumeError::NotFound { volume: v.name.clone(), kind: "secret", name });
         };
-        let mut files: BTreeMap<String, Vec<u8>> = found.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
-        files.extend(found.string_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())));
+        let files: BTreeMap<String, Vec<u8>> = found.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
         return Ok(Some(project(files, s.items.as_deref())));
     }
     Ok(None)
@@ -100,11 +98,6 @@ pub fn write_atomic(dir: &Path, files: &BTreeMap<String, Vec<u8>>) -> Result<boo
         let _ = std::fs::remove_dir_all(dir.join(old));
     }
     Ok(true)
-}
-
-/// Decodes a Secret's base64 `data` value (for env resolution).
-pub fn decode_base64(s: &str) -> Option<Vec<u8>> {
-    base64::engine::general_purpose::STANDARD.decode(s).ok()
 }
 
 #[cfg(test)]
