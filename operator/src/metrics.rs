@@ -4,8 +4,9 @@ use std::sync::{Arc, Mutex};
 
 use prometheus::{CounterVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
+use crate::domain::conditions::reason;
 use crate::domain::llm_usage::LlmCall;
-use crate::domain::phase::IncidentPhase;
+use crate::domain::phase::{IncidentPhase, RemediationPhase};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -25,6 +26,9 @@ pub struct Metrics {
     pub intake_messages: IntCounterVec,
     /// Notifications by channel (`slack`, `webhook`) and outcome (`delivered`, `failed`).
     pub notifications: IntCounterVec,
+    /// Remediations that ended, by action kind and outcome (see `remediation_outcome`): counted
+    /// once, when the status write of the terminal transition succeeds.
+    pub remediations: IntCounterVec,
     /// Where the by-phase gauge is read from: the leader's Incident cache. `None` on a standby
     /// (it exports no incident counts: only the leader's view is current).
     phase_source: Arc<Mutex<Option<PhaseSource>>>,
@@ -56,6 +60,9 @@ impl Metrics {
         let notifications =
             IntCounterVec::new(Opts::new("notifications_total", "Notifications by channel and outcome"), &["channel", "outcome"])?;
         registry.register(Box::new(notifications.clone()))?;
+        let remediations =
+            IntCounterVec::new(Opts::new("remediations_total", "Remediations that ended, by action and outcome"), &["action", "outcome"])?;
+        registry.register(Box::new(remediations.clone()))?;
         let llm_calls = IntCounterVec::new(Opts::new("llm_calls_total", "Model (LLM) calls for diagnosis"), &["model", "outcome"])?;
         let llm_tokens = IntCounterVec::new(Opts::new("llm_tokens_total", "Model tokens used"), &["model", "direction"])?;
         let llm_cost_usd =
@@ -75,6 +82,7 @@ impl Metrics {
             llm_cost_usd,
             intake_messages,
             notifications,
+            remediations,
             phase_source: Arc::default(),
         })
     }
@@ -105,6 +113,13 @@ impl Metrics {
         self.llm_cost_usd.with_label_values(&[model]).inc_by(call.estimated_cost_usd.max(0.0));
     }
 
+    /// One Remediation reached terminal phase `to` (with its Ready reason) and it is written.
+    pub fn record_remediation(&self, action: &str, to: RemediationPhase, ready_reason: &str) {
+        if let Some(outcome) = remediation_outcome(to, ready_reason) {
+            self.remediations.with_label_values(&[action, outcome]).inc();
+        }
+    }
+
     pub fn render(&self) -> String {
         self.refresh_incident_gauge();
         let mut buf = String::new();
@@ -114,6 +129,23 @@ impl Metrics {
         }
         buf
     }
+}
+
+/// The `outcome` label of `salve_remediations_total` for a terminal phase: `succeeded`,
+/// `rolled_back` (Failed after the change was undone, or a revert pull request proposed),
+/// `failed` (Failed otherwise: the snapshot, the apply or the undo failed), `rejected` (a person,
+/// or a pull request closed unmerged), `refused` (the policy refused it; the Incident escalates
+/// to a person), `dry_run`. `None` for a phase that is not terminal.
+pub fn remediation_outcome(to: RemediationPhase, ready_reason: &str) -> Option<&'static str> {
+    Some(match to {
+        RemediationPhase::Succeeded => "succeeded",
+        RemediationPhase::Failed if [reason::ROLLED_BACK, reason::REVERT_PROPOSED].contains(&ready_reason) => "rolled_back",
+        RemediationPhase::Failed => "failed",
+        RemediationPhase::Rejected => "rejected",
+        RemediationPhase::Refused => "refused",
+        RemediationPhase::DryRun => "dry_run",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -154,5 +186,27 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
+    }
+
+    #[test]
+    fn remediation_outcomes_name_how_each_terminal_phase_ended() {
+        use RemediationPhase::*;
+        assert_eq!(remediation_outcome(Succeeded, reason::VERIFIED), Some("succeeded"));
+        assert_eq!(remediation_outcome(Failed, reason::ROLLED_BACK), Some("rolled_back"));
+        assert_eq!(remediation_outcome(Failed, reason::REVERT_PROPOSED), Some("rolled_back"));
+        assert_eq!(remediation_outcome(Failed, reason::UNDO_FAILED), Some("failed"));
+        assert_eq!(remediation_outcome(Failed, reason::SNAPSHOT_FAILED), Some("failed"));
+        assert_eq!(remediation_outcome(Rejected, reason::REJECTED), Some("rejected"));
+        assert_eq!(remediation_outcome(Refused, reason::POLICY_REFUSED), Some("refused"));
+        assert_eq!(remediation_outcome(DryRun, reason::DRY_RUN), Some("dry_run"));
+        for open in [Pending, AwaitingApproval, Approved, Applying, AwaitingMerge, RollingOut, Verifying, RollingBack] {
+            assert_eq!(remediation_outcome(open, ""), None, "{open:?} is not an outcome");
+        }
+        let m = Metrics::new().expect("metrics");
+        m.record_remediation("SetConfigMapKey", Succeeded, reason::VERIFIED);
+        m.record_remediation("SetConfigMapKey", Verifying, reason::APPLIED);
+        let text = m.render();
+        assert!(text.contains(r#"salve_remediations_total{action="SetConfigMapKey",outcome="succeeded"} 1"#), "{text}");
+        assert_eq!(text.matches("salve_remediations_total{").count(), 1, "{text}");
     }
 }

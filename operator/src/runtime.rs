@@ -9,13 +9,18 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use kube::Client;
+use futures::StreamExt;
+use kube::core::DeserializeGuard;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, RunArgs};
+use crate::controllers::cache;
 use crate::controllers::context::Context;
 use crate::controllers::{incident, remediation};
+use crate::crd::Remediation;
 use crate::domain::cloud_evidence::CloudEvidenceSource;
 use crate::domain::diagnoser::Diagnoser;
 use crate::domain::diagnosis::RuleBasedDiagnoser;
@@ -23,6 +28,11 @@ use crate::domain::post_mortem_store::PostMortemStore;
 use crate::kube::config_history::ConfigHistory;
 use crate::kube::leader::{LeaderElector, LeaseTiming};
 use crate::metrics::Metrics;
+
+/// Changes of the shared Remediation watch each controller may hold unread before the watch waits.
+const SHARED_BUFFER: usize = 1024;
+/// How long the Incident controller waits for the Remediation cache's first list.
+const CACHE_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -156,6 +166,7 @@ pub fn context_with_integrations(
         cloud_evidence: integrations.cloud_evidence,
         github: args.github.client()?,
         unrecorded_diagnoses: Default::default(),
+        remediation_cache: Default::default(),
     }))
 }
 
@@ -213,19 +224,54 @@ pub async fn run_with_readiness(
         }
         tracing::info!(identity = %args.identity, "leading: starting controllers");
         let term = shutdown.child_token();
-        let metrics = ctx.metrics.clone();
+        // One watch of Remediations (stripped, paged) feeds both controllers and the policy.
+        let (rem_store, rem_writer) = reflector::store_shared(SHARED_BUFFER);
+        let (Some(for_incidents), Some(for_remediations)) = (rem_writer.subscribe(), rem_writer.subscribe()) else {
+            unreachable!("a shared store has subscribers")
+        };
+        let rem_watch = {
+            let api = Api::<DeserializeGuard<Remediation>>::all(ctx.client.clone());
+            let stream = watcher(api, cache::watch_config()).default_backoff().modify(cache::strip_remediation).reflect_shared(rem_writer);
+            let term = term.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = stream.for_each(|_| std::future::ready(())) => {}
+                    _ = term.cancelled() => {}
+                }
+            })
+        };
+        let rem = tokio::spawn(remediation::run(ctx.clone(), term.clone(), rem_store.clone(), for_remediations));
         // Only the leader exports incident counts, read from its controller's cache.
-        let inc = tokio::spawn(incident::run(ctx.clone(), term.clone(), move |store| {
-            metrics.set_phase_source(Some(Box::new(move || {
-                store
-                    .state()
-                    .iter()
-                    .filter_map(|g| g.0.as_ref().ok())
-                    .map(|i| i.status.as_ref().map(|s| s.phase).unwrap_or_default())
-                    .collect()
-            })))
-        }));
-        let rem = tokio::spawn(remediation::run(ctx.clone(), term.clone()));
+        let inc = tokio::spawn({
+            let (ctx, term, metrics) = (ctx.clone(), term.clone(), ctx.metrics.clone());
+            async move {
+                // Terminal Incidents are judged against the Remediation cache: the Incident
+                // controller starts once it holds the first list (or after a while without).
+                match tokio::time::timeout(CACHE_WAIT, rem_store.wait_until_ready()).await {
+                    Ok(Ok(())) => ctx.remediation_cache.set(Some(rem_store)),
+                    _ => {
+                        tracing::warn!("remediation cache not ready; starting the incident controller without it");
+                        let cache = ctx.remediation_cache.clone();
+                        tokio::spawn(async move {
+                            if rem_store.wait_until_ready().await.is_ok() {
+                                cache.set(Some(rem_store));
+                            }
+                        });
+                    }
+                }
+                incident::run(ctx, term, for_incidents, move |store| {
+                    metrics.set_phase_source(Some(Box::new(move || {
+                        store
+                            .state()
+                            .iter()
+                            .filter_map(|g| g.0.as_ref().ok())
+                            .map(|i| i.status.as_ref().map(|s| s.phase).unwrap_or_default())
+                            .collect()
+                    })))
+                })
+                .await
+            }
+        });
         let notifier = notifications.clone().map(|channels| {
             tokio::spawn(crate::notify::run(ctx.client.clone(), channels, ctx.recorder.clone(), ctx.metrics.clone(), term.clone()))
         });
@@ -236,6 +282,8 @@ pub async fn run_with_readiness(
         term.cancel();
         let _ = inc.await;
         let _ = rem.await;
+        let _ = rem_watch.await;
+        ctx.remediation_cache.set(None);
         if let Some(n) = notifier {
             let _ = n.await;
         }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use operator::domain::llm_usage::{CallOutcome, LlmCall};
-use operator::domain::phase::IncidentPhase;
+use operator::domain::phase::{IncidentPhase, RemediationPhase};
 use operator::metrics::Metrics;
 use regex::Regex;
 use shop_tests::client::ShopClient;
@@ -163,6 +163,9 @@ fn operator_metrics() -> String {
     );
     m.intake_messages.with_label_values(&["sqs", "created"]).inc();
     m.intake_messages.with_label_values(&["sqs", "dead_lettered"]).inc();
+    m.notifications.with_label_values(&["webhook", "failed"]).inc();
+    m.record_remediation("SetConfigMapKey", RemediationPhase::Succeeded, "Verified");
+    m.record_remediation("Rollback", RemediationPhase::Rejected, "Rejected");
     let phases = Arc::new(Mutex::new(vec![IncidentPhase::Resolved]));
     m.set_phase_source(Some(Box::new(move || phases.lock().map(|p| p.clone()).unwrap_or_default())));
     m.render()
@@ -232,6 +235,8 @@ async fn every_dashboard_and_alert_query_names_exported_metrics_and_labels() {
         "salve_llm_tokens_total",
         "salve_llm_estimated_cost_usd_total",
         "salve_intake_messages_total",
+        "salve_remediations_total",
+        "salve_notifications_total",
         "salve_reconcile_failures_total",
         "oms_orders",
         "ims_reservations_total",

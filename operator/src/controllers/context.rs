@@ -8,6 +8,7 @@ use std::time::Duration;
 use kube::Client;
 use kube::runtime::events::Recorder;
 
+use super::cache::RemediationCache;
 use crate::domain::cloud_evidence::CloudEvidenceSource;
 use crate::domain::diagnoser::{Diagnoser, Investigation};
 use crate::domain::policy::Policy;
@@ -54,4 +55,8 @@ pub struct Context {
     /// Diagnoses obtained but not yet recorded in status, by `uid/attempt`. If the status write
     /// fails, the next reconcile uses the answer it already paid for instead of asking again.
     pub unrecorded_diagnoses: Mutex<HashMap<String, Investigation>>,
+    /// The controllers' (stripped) Remediations while they run: the policy counts from it
+    /// instead of listing every Remediation, and terminal Incidents compare their post-mortem
+    /// with it. Empty when no controller runs (then the policy lists, paged).
+    pub remediation_cache: RemediationCache,
 }

@@ -13,13 +13,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::api::PostParams;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
+use super::cache;
+/// The Incidents this controller has seen (stripped), for the by-phase gauge.
+pub use super::cache::IncidentStore;
 use super::context::Context;
-use super::post_mortem::{ARCHIVE_RETRY, sync_post_mortem};
+use super::post_mortem::{ARCHIVE_RETRY, recorded_in_step, sync_post_mortem};
 use super::stalled;
 use crate::crd::*;
 use crate::domain::approval::initial_approval;
@@ -54,6 +56,8 @@ pub enum Error {
     CreateRemediation(#[source] kube::Error),
     #[error("reading remediations: {0}")]
     ReadRemediations(#[source] kube::Error),
+    #[error("reading the incident: {0}")]
+    ReadIncident(#[source] kube::Error),
     #[error("writing the post-mortem: {0}")]
     PostMortem(#[source] kube::Error),
     #[error("writing status: {0}")]
@@ -73,6 +77,7 @@ impl Error {
             | Error::Judge(e)
             | Error::CreateRemediation(e)
             | Error::ReadRemediations(e)
+            | Error::ReadIncident(e)
             | Error::PostMortem(e)
             | Error::WriteStatus(e)
                 if rejected(e) =>
@@ -82,6 +87,39 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// The controller's entry. Its cache holds stripped Incidents (see `cache`), enough to see that
+/// a terminal Incident has nothing left to do (its post-mortem and notification condition in
+/// step): that costs no request. Anything else is reconciled on the full Incident, read now.
+pub async fn reconcile_cached(cached: Arc<DeserializeGuard<Incident>>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let inc = match &cached.0 {
+        Ok(inc) => inc,
+        Err(_) => return reconcile(cached, ctx).await,
+    };
+    if terminal_in_step(inc, &ctx) {
+        ctx.metrics.reconciles.with_label_values(&[CONTROLLER]).inc();
+        return Ok(Action::await_change());
+    }
+    let api = Api::<DeserializeGuard<Incident>>::namespaced(ctx.client.clone(), &inc.namespace().unwrap_or_default());
+    match api.get_opt(&inc.name_any()).await.map_err(Error::ReadIncident)? {
+        Some(full) => reconcile(Arc::new(full), ctx).await,
+        // Deleted since: nothing to do.
+        None => Ok(Action::await_change()),
+    }
+}
+
+/// What the terminal branch of `reconcile_incident` would find to write, checked on the cache
+/// (keep the two in step): `true` when it would write nothing and publish nothing.
+fn terminal_in_step(inc: &Incident, ctx: &Context) -> bool {
+    let Some(st) = inc.status.as_ref().filter(|s| s.phase.is_terminal()) else { return false };
+    if sync_notification_condition(inc, &mut st.clone(), &now_rfc3339()) {
+        return false;
+    }
+    let Some(store) = ctx.remediation_cache.get() else { return false };
+    let ns = inc.namespace().unwrap_or_else(|| "default".into());
+    let rems: Vec<Remediation> = st.remediations.iter().filter_map(|name| cache::cached_remediation(&store, &ns, name)).collect();
+    recorded_in_step(inc, st, &rems, ctx.post_mortem_store.is_some())
 }
 
 pub async fn reconcile(guard: Arc<DeserializeGuard<Incident>>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -119,6 +157,8 @@ async fn reconcile_incident(inc: &Incident, ctx: &Context) -> Result<Action, Err
     let ns = inc.namespace().unwrap_or_else(|| "default".into());
     let key = format!("{ns}/{}", inc.name_any());
     let mut st = inc.status.clone().unwrap_or_default();
+    // Status as data: the notifier's annotations say whether notifications get through.
+    let notification_changed = sync_notification_condition(inc, &mut st, &now_rfc3339());
     let mut pending = Vec::new();
     let next = match st.phase {
         IncidentPhase::Detected => Some(IncidentStep::new(IncidentPhase::Investigating, reason::INVESTIGATING, "collecting evidence")),
@@ -129,7 +169,7 @@ async fn reconcile_incident(inc: &Incident, ctx: &Context) -> Result<Action, Err
             // A person may score the outcome later, and an archive upload may have failed:
             // keep the post-mortem (ConfigMap, status copy, S3) in step.
             let sync = sync_post_mortem(inc, &ns, &mut st, ctx).await.map_err(Error::PostMortem)?;
-            if sync.status_changed {
+            if sync.status_changed || notification_changed {
                 status::apply_status(&Api::<Incident>::namespaced(ctx.client.clone(), &ns), inc, &st).await.map_err(Error::WriteStatus)?;
             }
             events::publish_all(&ctx.recorder, &inc.object_ref(&()), sync.events).await;
@@ -137,6 +177,9 @@ async fn reconcile_incident(inc: &Incident, ctx: &Context) -> Result<Action, Err
         }
     };
     let Some(next) = next else {
+        if notification_changed {
+            status::apply_status(&Api::<Incident>::namespaced(ctx.client.clone(), &ns), inc, &st).await.map_err(Error::WriteStatus)?;
+        }
         return Ok(Action::requeue(Duration::from_secs(60)));
     };
     if !st.phase.allowed(next.to) {
@@ -172,6 +215,15 @@ async fn reconcile_incident(inc: &Incident, ctx: &Context) -> Result<Action, Err
     pending.push(PendingEvent { warning: next.is_warning(), reason: next.reason, action: next.to.as_str(), note: next.message });
     events::publish_all(&ctx.recorder, &inc.object_ref(&()), pending).await;
     Ok(Action::requeue(Duration::from_secs(1)))
+}
+
+/// Sets the `NotificationDelivered` condition the notifier's annotations call for (a change of
+/// them is a change of the Incident, so it is reconciled); `true` when the condition changed.
+fn sync_notification_condition(inc: &Incident, st: &mut IncidentStatus, now: &str) -> bool {
+    let Some(c) = crate::notify::delivery_condition(inc.annotations(), now) else { return false };
+    let before = st.conditions.clone();
+    set_condition(&mut st.conditions, c);
+    st.conditions != before
 }
 
 fn record_stage_time(inc: &Incident, to: IncidentPhase, ctx: &Context) {
@@ -332,7 +384,7 @@ async fn judge(
     let Some(action) = diagnosis.proposed_action else {
         return Ok(IncidentStep::new(IncidentPhase::Escalated, reason::NO_SAFE_ACTION, diagnosis.summary));
     };
-    let pctx = policy_context::gather(&ctx.client, ns, &action, None).await.map_err(Error::Judge)?;
+    let pctx = policy_context::gather(&ctx.client, ctx.remediation_cache.get().as_ref(), ns, &action, None).await.map_err(Error::Judge)?;
     let now = now_rfc3339();
     match ctx.policy.evaluate(&action, &pctx) {
         Verdict::Refused { reason: why, message } => {
@@ -396,7 +448,8 @@ async fn create_remediation(inc: &Incident, ns: &str, st: &mut IncidentStatus, c
     };
     let attempt = st.attempts + 1;
     let name = remediation_name(&inc.name_any(), attempt);
-    let pctx = policy_context::gather(&ctx.client, ns, &action, Some(&name)).await.map_err(Error::Judge)?;
+    let pctx =
+        policy_context::gather(&ctx.client, ctx.remediation_cache.get().as_ref(), ns, &action, Some(&name)).await.map_err(Error::Judge)?;
     let (risk, auto) = match ctx.policy.evaluate(&action, &pctx) {
         Verdict::Allowed { risk, auto_approve, .. } => (risk, auto_approve),
         // The Remediation controller refuses it with a condition and an Event.
@@ -483,19 +536,26 @@ pub fn error_policy(_obj: Arc<DeserializeGuard<Incident>>, err: &Error, ctx: Arc
     Action::requeue(Duration::from_secs(2))
 }
 
-/// The Incidents this controller has seen, for the by-phase gauge (read while leading only).
-pub type IncidentStore = Store<DeserializeGuard<Incident>>;
-
 /// Runs the controller until `shutdown`; `on_store` receives its cache once it exists.
-pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken, on_store: impl FnOnce(IncidentStore)) {
-    let incidents = Api::<DeserializeGuard<Incident>>::all(ctx.client.clone());
-    let remediations = Api::<DeserializeGuard<Remediation>>::all(ctx.client.clone());
-    let controller = Controller::new(incidents, watcher::Config::default());
-    on_store(controller.store());
-    controller
-        .owns(remediations, watcher::Config::default())
+/// `remediations` are the shared Remediation watch's changes: each wakes its Incident.
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: CancellationToken,
+    remediations: impl futures::Stream<Item = Arc<DeserializeGuard<Remediation>>> + Send + 'static,
+    on_store: impl FnOnce(IncidentStore),
+) {
+    use kube::runtime::{WatchStreamExt, reflector};
+    let (store, writer) = reflector::store();
+    let incidents = watcher(Api::<DeserializeGuard<Incident>>::all(ctx.client.clone()), cache::watch_config())
+        .default_backoff()
+        .modify(cache::strip_incident)
+        .reflect(writer)
+        .applied_objects();
+    on_store(store.clone());
+    Controller::for_stream(incidents, store)
+        .owns_shared_stream(remediations)
         .graceful_shutdown_on(async move { shutdown.cancelled().await })
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile_cached, error_policy, ctx)
         .for_each(|r| async move {
             if let Err(e) = r {
                 tracing::debug!(error = %e, "incident controller event");

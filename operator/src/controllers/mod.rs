@@ -1,6 +1,7 @@
 //! The two reconcilers and what they share: the Incident controller drives an incident from
 //! detection to resolution, the Remediation controller applies, verifies and undoes one fix.
 
+pub mod cache;
 pub mod context;
 pub mod incident;
 pub mod post_mortem;

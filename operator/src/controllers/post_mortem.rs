@@ -98,6 +98,35 @@ fn feedback_score(inc: &Incident) -> Option<u8> {
     inc.annotations().get(FEEDBACK_SCORE_ANNOTATION).and_then(|s| s.trim().parse::<u8>().ok()).filter(|s| (1..=5).contains(s))
 }
 
+/// Whether the post-mortem recorded in `status` is what `sync_post_mortem` would write now,
+/// judged without a request from a (stripped) cached Incident and cached `remediations`: recorded
+/// (reference and digest), archived when an archive is configured, and its copy agreeing with
+/// what can change after the terminal transition: the Incident's spec (service, severity, source),
+/// the feedback score annotation and the Remediations. The rest of the record comes from the
+/// status the operator wrote in the same apply as the digest. `false` whenever unsure (a
+/// Remediation not in the cache, a copy trimmed of its Remediations): then the full sync runs.
+pub fn recorded_in_step(incident: &Incident, status: &IncidentStatus, remediations: &[Remediation], archive_configured: bool) -> bool {
+    let (Some(copy), Some(digest), Some(_)) = (&status.post_mortem, &status.post_mortem_digest, &status.post_mortem_ref) else {
+        return false;
+    };
+    if archive_configured && status.post_mortem_archive.as_ref().is_none_or(|a| &a.digest != digest) {
+        return false;
+    }
+    if copy.truncated.iter().any(|t| t.starts_with("remediation_action")) || remediations.len() != status.remediations.len() {
+        return false;
+    }
+    let now = assemble(incident, status, remediations, feedback_score(incident));
+    now.incident_name == copy.incident_name
+        && now.incident_namespace == copy.incident_namespace
+        && now.created_at == copy.created_at
+        && now.service == copy.service
+        && now.severity == copy.severity
+        && now.source == copy.source
+        && now.outcome == copy.outcome
+        && now.human_feedback_score == copy.human_feedback_score
+        && now.remediation_action == copy.remediation_action
+}
+
 /// What `sync_post_mortem` did.
 #[derive(Default)]
 pub struct PostMortemSync {

@@ -19,6 +19,8 @@ pub mod condition_type {
     pub const ROLLED_OUT: &str = "RolledOut";
     pub const MODEL_DIAGNOSIS: &str = "ModelDiagnosis";
     pub const POST_MORTEM_ARCHIVED: &str = "PostMortemArchived";
+    /// Incident: whether the last notification was delivered (`False` while one keeps failing).
+    pub const NOTIFICATION_DELIVERED: &str = "NotificationDelivered";
 }
 
 /// Reasons (of conditions and Events): one CamelCase word a machine can match on.
@@ -76,6 +78,9 @@ pub mod reason {
     pub const OBJECT_LOCK_NOT_ENABLED: &str = "ObjectLockNotEnabled";
     pub const NO_SUCH_BUCKET: &str = "NoSuchBucket";
     pub const UPLOAD_FAILED: &str = "UploadFailed";
+    // Notifications
+    pub const DELIVERED: &str = "Delivered";
+    pub const DELIVERY_FAILED: &str = "DeliveryFailed";
     // Errors
     pub const INVALID_OBJECT: &str = "InvalidObject";
     pub const ILLEGAL_TRANSITION: &str = "IllegalTransition";

@@ -5,8 +5,15 @@
 //! Remediations, decides what to say as data (`message`), delivers with retries and back-off
 //! (`delivery`), and records each delivered transition in an annotation on the Incident, so a
 //! restart never notifies twice (`salve.dev/notified`). It never blocks a reconcile. Failures are
-//! a Warning Event (`NotificationFailed`), the `salve.dev/notification-error` annotation and the
-//! `salve_notifications_total{channel,outcome}` metric.
+//! a Warning Event (`NotificationFailed`), the `salve.dev/notification-error` annotation, the
+//! `salve_notifications_total{channel,outcome}` metric and the Incident's
+//! `NotificationDelivered` condition.
+//!
+//! The condition is not written here: status has ONE field manager (the Incident controller's
+//! server-side apply), and an apply of a partial status under that manager would remove every
+//! field it omits. The notifier writes only its annotations; the Incident controller derives
+//! the condition from them (`delivery_condition`) whenever it computes status, and a change of
+//! the annotations is a change of the Incident, so it is reconciled.
 
 pub mod delivery;
 pub mod message;
@@ -27,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::delivery::Channels;
 use self::message::{Notification, pending_notifications};
-use crate::crd::{Incident, Remediation};
+use crate::crd::{Condition, ConditionStatus, Incident, Remediation, condition_type, reason};
 use crate::kube::events::{self, PendingEvent};
 use crate::metrics::Metrics;
 
@@ -36,6 +43,32 @@ pub const NOTIFIED_ANNOTATION: &str = "salve.dev/notified";
 /// The last delivery failure, for `kubectl describe`.
 pub const ERROR_ANNOTATION: &str = "salve.dev/notification-error";
 const FIELD_MANAGER: &str = "salve-operator-notifier";
+
+/// The `NotificationDelivered` condition the notifier's annotations call for: `False`
+/// (`DeliveryFailed`, with the error, which never holds a URL or secret) while the last attempt
+/// failed, `True` (`Delivered`) once a notification went out, `None` before any was owed.
+pub fn delivery_condition(annotations: &std::collections::BTreeMap<String, String>, now: &str) -> Option<Condition> {
+    if let Some(error) = annotations.get(ERROR_ANNOTATION).filter(|e| !e.is_empty()) {
+        return Some(Condition::new(
+            condition_type::NOTIFICATION_DELIVERED,
+            ConditionStatus::False,
+            reason::DELIVERY_FAILED,
+            error.clone(),
+            now,
+        ));
+    }
+    let sent: Vec<&str> = annotations.get(NOTIFIED_ANNOTATION)?.split(',').filter(|k| !k.is_empty()).collect();
+    if sent.is_empty() {
+        return None;
+    }
+    Some(Condition::new(
+        condition_type::NOTIFICATION_DELIVERED,
+        ConditionStatus::True,
+        reason::DELIVERED,
+        format!("delivered: {}", sent.join(", ")),
+        now,
+    ))
+}
 
 /// Runs until `shutdown`: every change of an Incident or Remediation re-checks what is owed.
 pub async fn run(client: Client, channels: Arc<Channels>, recorder: Recorder, metrics: Metrics, shutdown: CancellationToken) {
@@ -103,4 +136,31 @@ async fn deliver_and_record(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_condition_follows_the_notifiers_annotations() {
+        assert_eq!(delivery_condition(&annotations(&[]), "t"), None, "nothing owed yet: no condition");
+        let failed = annotations(&[
+            (NOTIFIED_ANNOTATION, "approval:x-r1"),
+            (ERROR_ANNOTATION, "resolved notification not delivered: webhook failed after 5 attempt(s): HTTP 503"),
+        ]);
+        let c = delivery_condition(&failed, "t").expect("condition");
+        assert_eq!((c.type_.as_str(), c.status, c.reason.as_str()), ("NotificationDelivered", ConditionStatus::False, "DeliveryFailed"));
+        assert!(c.message.contains("HTTP 503"), "{}", c.message);
+        let ok = delivery_condition(&annotations(&[(NOTIFIED_ANNOTATION, "approval:x-r1,resolved")]), "t").expect("condition");
+        assert_eq!((ok.status, ok.reason.as_str()), (ConditionStatus::True, "Delivered"));
+        assert_eq!(ok.message, "delivered: approval:x-r1, resolved");
+        assert_eq!(delivery_condition(&annotations(&[(NOTIFIED_ANNOTATION, "")]), "t"), None);
+    }
 }

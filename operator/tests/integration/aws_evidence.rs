@@ -8,10 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::support::*;
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ListParams, PostParams};
-use kube::{Api, ResourceExt};
+use kube::Api;
+use kube::api::PostParams;
 use operator::aws::cloud_evidence::AwsCloudEvidence;
 use operator::aws::metric_data::MetricData;
 use operator::aws::settings::AwsEvidenceArgs;
@@ -223,12 +222,13 @@ async fn incident_status_carries_redacted_cloud_evidence() {
     put_trace(&sdk, &trace).await;
 
     let env = env().await;
-    broken_config_setup(&env, json!({})).await;
-    break_config(&env).await;
     // Container logs with secrets too: everything stored is redacted, not only cloud logs.
-    for p in Api::<Pod>::namespaced(env.client.clone(), NS).list(&ListParams::default().labels("app=oms")).await.expect("pods").items {
-        env.fake.set_pod_log(NS, &p.name_any(), &format!("error: POOL_SIZE must be > 0\nlogin by {EMAIL} token={BEARER}"));
-    }
+    create_config_map(&env, CM, json!({"POOL_SIZE": "10"}), json!({})).await;
+    let mut script = refuses_pool_size_zero();
+    script["crash"]["log"] = json!(["error: POOL_SIZE must be > 0", format!("login by {EMAIL} token={BEARER}")]);
+    create_deployment_with(&env, 2, "256Mi", script, true).await;
+    wait_ready(&env, 2).await;
+    break_config(&env).await;
     let mut a = args("aws-evidence");
     a.aws_evidence = settings("/salve/{cluster}/{namespace}/{workload}", &cluster);
     let op = start_operator(&env, a).await;

@@ -49,7 +49,6 @@ async fn binary_remediates_and_shuts_down_gracefully_on_sigterm() {
     break_config(&env).await;
     create_incident(&env, "oms-5xx", "5xx").await;
     eventually("restored", || async { (config_value(&env, "POOL_SIZE").await.as_deref() == Some("10")).then_some(()) }).await;
-    kubelet(&env, 2, PodState::Healthy).await;
     wait_incident_phase(&env, "oms-5xx", "Resolved").await;
 
     let pid = child.id().expect("pid").to_string();

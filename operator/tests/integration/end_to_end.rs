@@ -79,8 +79,8 @@ async fn alarm_to_bedrock_diagnosis_to_merged_pull_request_to_verified_post_mort
     let (bedrock, bedrock_url) = stand_in(vec![Reply::Tool(pull_request_answer())]).await;
     let q = queues(false).await;
     let env = env().await;
-    create_deployment(&env, 2, "256Mi").await;
-    kubelet(&env, 2, PodState::OomKilled).await;
+    create_memory_hungry_deployment(&env, 2, "256Mi").await;
+    wait_oom_killed(&env).await;
     let op = start_operator(&env, operator_args("e2e", &q, &bedrock_url, &gh)).await;
 
     publish_alarm(&q, "ALARM").await;
@@ -135,8 +135,8 @@ async fn the_same_alarm_with_bedrock_down_is_diagnosed_offline_and_says_so() {
     let (bedrock, bedrock_url) = stand_in(Vec::new()).await;
     let q = queues(true).await;
     let env = env().await;
-    create_deployment(&env, 2, "256Mi").await;
-    kubelet(&env, 2, PodState::OomKilled).await;
+    create_memory_hungry_deployment(&env, 2, "256Mi").await;
+    wait_oom_killed(&env).await;
     let op = start_operator(&env, operator_args("e2e-offline", &q, &bedrock_url, &gh)).await;
 
     publish_alarm(&q, "ALARM").await;

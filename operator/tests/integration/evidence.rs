@@ -1,9 +1,9 @@
-//! Evidence collection against the fake API server: the whole workload (container spec and
+//! Evidence collection in the simulated cluster: the whole workload (container spec and
 //! per-container state, revisions with what they changed, events with counts, ConfigMap values
 //! and missing references), other target kinds, and APIs the cluster does not serve becoming
 //! notes instead of a failed investigation. Secrets are never read.
 
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::Event;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use operator::kube::config_history::ConfigHistory;
@@ -12,23 +12,27 @@ use serde_json::json;
 
 use crate::support::*;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_is_seen_whole() {
     let env = env().await;
     create_config_map(&env, CM, json!({"POOL_SIZE": "10", "DB_PASSWORD": "hunter2"}), json!({})).await;
-    create_deployment(&env, 2, "256Mi").await;
-    // A second container reads a key and a Secret by reference; the key does not exist.
-    let p = json!({"spec": {"template": {"spec": {"containers": [{"name": "worker", "image": "worker:1",
-        "env": [{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": CM, "key": "MODE"}}},
-                {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "api", "key": "token"}}}],
-        "resources": {"limits": {"cpu": "500m"}}}]}}}});
+    create_deployment_with(&env, 2, "256Mi", panics_in_v2(), true).await;
+    wait_ready(&env, 2).await;
+    // One release: oms 2.0 (which panics at start) and a second container reading a key and a
+    // Secret by reference; neither the key nor the Secret exists.
+    let worker = json!({"name": "worker", "image": IMAGE, "env": [
+        {"name": "SANDBOX_SCRIPT", "value": json!({"port": 9090}).to_string()},
+        {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": CM, "key": "MODE"}}},
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "api", "key": "token"}}}],
+        "resources": {"limits": {"cpu": "500m"}}});
+    let p = json!({"spec": {"template": {"spec": {"containers": [{"name": APP, "image": IMAGE_V2}, worker]}}}});
     Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(env.client.clone(), NS)
         .patch(APP, &PatchParams::default(), &Patch::Strategic(&p))
         .await
-        .expect("add worker");
-    roll_out_bad_image(&env).await;
-    kubelet(&env, 2, PodState::CrashLoop).await;
-    let pod = Api::<Pod>::namespaced(env.client.clone(), NS).list(&Default::default()).await.expect("pods").items.remove(0);
+        .expect("release 2.0");
+    wait_crash_looping(&env).await;
+    // An old Event the API server still keeps, aggregated by the kubelet's recorder.
+    let pod = pods(&env).await.into_iter().next().expect("a pod");
     let ev: Event = serde_json::from_value(json!({"metadata": {"name": "backoff-1"},
         "involvedObject": {"kind": "Pod", "name": pod.metadata.name, "namespace": NS},
         "reason": "BackOff", "message": "Back-off restarting failed container oms", "type": "Warning", "count": 17,
@@ -47,31 +51,30 @@ async fn a_deployment_is_seen_whole() {
     assert_eq!(cm.data.get("POOL_SIZE").map(String::as_str), Some("10"));
     assert!(cm.used_as.contains(&"env".to_string()));
     let newest = ev.rollouts.last().expect("revisions");
-    assert!(newest.changes.iter().any(|c| c.field == "image" && c.detail == "oms:1.0 -> oms:2.0"), "{:?}", newest.changes);
-    let p = &ev.pods[0];
-    let c = p.containers.iter().find(|c| c.name == APP).expect("container status");
-    assert_eq!((c.state.as_str(), c.reason.as_deref()), ("waiting", Some("CrashLoopBackOff")));
-    assert_eq!(c.last_termination.as_ref().map(|t| (t.reason.as_str(), t.exit_code)), Some(("Error", 1)));
-    let backoff = ev.events.iter().find(|e| e.reason == "BackOff").expect("event");
-    assert_eq!((backoff.count, backoff.last_seen.as_str()), (Some(17), "2026-01-01T00:10:00Z"));
-    assert!(ev.logs.iter().any(|l| l.lines.iter().any(|x| x.contains("POOL_SIZE must be > 0"))));
+    assert!(newest.changes.iter().any(|c| c.field == "image" && c.detail == format!("{IMAGE} -> {IMAGE_V2}")), "{:?}", newest.changes);
+    let crashing = ev
+        .pods
+        .iter()
+        .flat_map(|p| p.containers.iter())
+        .find(|c| c.name == APP && c.reason.as_deref() == Some("CrashLoopBackOff"))
+        .expect("a crash-looping oms container");
+    assert_eq!(crashing.state.as_str(), "waiting");
+    assert_eq!(crashing.last_termination.as_ref().map(|t| (t.reason.as_str(), t.exit_code)), Some(("Error", 101)));
+    let old = ev.events.iter().find(|e| e.reason == "BackOff" && e.count == Some(17)).expect("the aggregated event");
+    assert_eq!(old.last_seen.as_str(), "2026-01-01T00:10:00Z");
+    assert!(ev.logs.iter().any(|l| l.lines.iter().any(|x| x.contains("panicked at src/orders.rs"))), "{:?}", ev.logs);
     // APIs this cluster does not serve are notes, not errors.
     assert!(ev.notes.iter().any(|n| n.starts_with("HorizontalPodAutoscalers")), "{:?}", ev.notes);
     let secrets_read = env.fake.requests().iter().any(|r| r.resource == "secrets");
     assert!(!secrets_read, "Secrets are never read");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bare_pod_is_a_target_and_unknown_kinds_are_refused_by_name() {
     let env = env().await;
-    create_config_map(&env, CM, json!({"POOL_SIZE": "10"}), json!({})).await;
-    create_deployment(&env, 1, "256Mi").await;
-    kubelet(&env, 1, PodState::OomKilled).await;
-    let name = Api::<Pod>::namespaced(env.client.clone(), NS).list(&Default::default()).await.expect("pods").items[0]
-        .metadata
-        .name
-        .clone()
-        .expect("name");
+    create_memory_hungry_deployment(&env, 1, "256Mi").await;
+    wait_oom_killed(&env).await;
+    let name = pods(&env).await[0].metadata.name.clone().expect("name");
     let ev = collect(&env.client, &ConfigHistory::default(), NS, "Pod", &name, "").await.expect("evidence");
     assert_eq!(ev.workload, format!("Pod/{name}"));
     assert_eq!(ev.pods.len(), 1);

@@ -19,7 +19,6 @@ async fn an_incident_with_a_long_name_is_remediated_and_resolved() {
     create_incident(&env, &name, "5xx > 5%").await;
     eventually("previous value restored", || async { (config_value(&env, "POOL_SIZE").await.as_deref() == Some("10")).then_some(()) })
         .await;
-    kubelet(&env, 2, PodState::Healthy).await;
     let inc = wait_incident_phase(&env, &name, "Resolved").await;
     let rem_name = inc.status.expect("status").remediations.first().cloned().expect("a remediation");
     let rem = remediation(&env, &rem_name).await.expect("remediation exists");

@@ -40,8 +40,8 @@ fn pr_args(identity: &str, gh: Option<&FakeGithub>) -> RunArgs {
 /// controller had created it), so only the pull-request path runs. Done before the operator
 /// starts, so the incident controller never sees the Incident at `Detected`.
 async fn setup(env: &Env) {
-    create_deployment(env, 2, "256Mi").await;
-    kubelet(env, 2, PodState::OomKilled).await;
+    create_memory_hungry_deployment(env, 2, "256Mi").await;
+    wait_oom_killed(env).await;
     create_incident(env, "oms-5xx", "Threshold Crossed: 5xx > 5%").await;
     let st = json!({"status": {"phase": "Remediating", "remediations": [REM], "attempts": 1,
         "diagnosis": {"rootCauseCategory": "Resource_Limit", "summary": "oms is OOMKilled at 256Mi", "confidence": 0.8,

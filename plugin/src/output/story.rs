@@ -1,13 +1,14 @@
 //! `kubectl salve describe`: an Incident told as a story, in kubectl describe's layout — where it
 //! came from, what happened when, what the evidence showed, what was diagnosed (with the cited
 //! evidence and the confidence), what it cost, each remediation with its approval and
-//! verification, and where the post-mortem is.
+//! verification, whether notifications get through, and where the post-mortem is.
 
 use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
 use operator::crd::incident::{Evidence, Incident, SignalState, SourceKind};
 use operator::crd::remediation::{ApprovalState, Remediation, RemediationPhase};
+use operator::crd::{ConditionStatus, condition_type};
 use operator::domain::diagnoser::Diagnosis;
 
 use super::age;
@@ -41,6 +42,14 @@ pub fn render(incident: &Incident, remediations: &[Remediation], now: DateTime<U
     };
     field(&mut out, 0, "Signal", signal);
     field(&mut out, 0, "Attempts", status.attempts);
+    if let Some(c) = status.conditions.iter().find(|c| c.type_ == condition_type::NOTIFICATION_DELIVERED) {
+        let text = match c.status {
+            ConditionStatus::True => c.message.clone(),
+            ConditionStatus::False => format!("NOT delivered ({} since {}): {}", c.reason, c.last_transition_time, c.message),
+            ConditionStatus::Unknown => format!("{}: {}", c.reason, c.message),
+        };
+        field(&mut out, 0, "Notifications", text);
+    }
 
     out.push_str("\nTimeline:\n");
     if status.timeline.is_empty() {

@@ -1,5 +1,10 @@
 //! `describe`: the incident's story, from source to post-mortem.
 
+use kube::api::{Patch, PatchParams};
+use operator::crd::incident::Incident;
+use operator::crd::{Condition, ConditionStatus, condition_type, reason};
+use serde_json::json;
+
 use crate::fixtures;
 use crate::support::{self, NS};
 
@@ -53,4 +58,37 @@ async fn a_resolved_incident_says_who_approved_how_it_ended_and_where_the_post_m
     let json: serde_json::Value = serde_json::from_str(&env.salve(&["describe", "oms-oom", "-o", "json"]).await.ok().stdout).expect("json");
     let kinds: Vec<&str> = json["items"].as_array().expect("items").iter().filter_map(|i| i["kind"].as_str()).collect();
     assert_eq!(kinds, ["Incident", "Remediation"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_that_does_not_get_through_is_told_and_listed_with_the_conditions() {
+    let env = support::start().await;
+    fixtures::awaiting_approval(&env.client, NS, "oms-oom").await;
+    let api: kube::Api<Incident> = kube::Api::namespaced(env.client.clone(), NS);
+    let mut st = api.get_status("oms-oom").await.expect("incident").status.expect("status");
+    let message = "approval_needed notification not delivered: webhook failed after 5 attempt(s): HTTP 503";
+    st.conditions.push(Condition::new(
+        condition_type::NOTIFICATION_DELIVERED,
+        ConditionStatus::False,
+        reason::DELIVERY_FAILED,
+        message,
+        "2025-11-29T10:04:00Z",
+    ));
+    api.patch_status("oms-oom", &PatchParams::default(), &Patch::Merge(json!({"status": st}))).await.expect("status");
+    let out = env.salve(&["describe", "oms-oom"]).await.ok().stdout;
+    let want = format!("Notifications:    NOT delivered (DeliveryFailed since 2025-11-29T10:04:00Z): {message}");
+    assert!(out.contains(&want), "missing {want:?} in\n{out}");
+    assert!(out.lines().any(|l| l.contains("NotificationDelivered") && l.contains("False") && l.contains("DeliveryFailed")), "{out}");
+
+    st.conditions.retain(|c| c.type_ != condition_type::NOTIFICATION_DELIVERED);
+    st.conditions.push(Condition::new(
+        condition_type::NOTIFICATION_DELIVERED,
+        ConditionStatus::True,
+        reason::DELIVERED,
+        "delivered: approval:oms-oom-memory",
+        "2025-11-29T10:05:00Z",
+    ));
+    api.patch_status("oms-oom", &PatchParams::default(), &Patch::Merge(json!({"status": st}))).await.expect("status");
+    let out = env.salve(&["describe", "oms-oom"]).await.ok().stdout;
+    assert!(out.contains("Notifications:    delivered: approval:oms-oom-memory"), "{out}");
 }

@@ -9,9 +9,12 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::deletion::DeleteOptions;
+use crate::logs::LogQuery;
 use crate::registry::{self, ResourceType};
-use crate::store::{LoggedRequest, PatchKind, Store, StoreError};
+use crate::store::{HistEntry, LoggedRequest, PatchKind, Store, StoreError};
 use crate::table;
+use crate::{eviction, pagination};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -48,6 +51,18 @@ fn store_error(e: StoreError) -> Response {
         StoreError::AlreadyExists(m) => status_error(StatusCode::CONFLICT, "AlreadyExists", &m),
         StoreError::Conflict(m) => status_error(StatusCode::CONFLICT, "Conflict", &m),
         StoreError::Invalid(m) => status_error(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", &m),
+        StoreError::Status { code, reason, message, details } => {
+            let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                  "message": message, "reason": reason, "code": code.as_u16()});
+            // An expired continue token comes with one that continues from the latest state.
+            match details.get("continue") {
+                Some(c) => body["metadata"]["continue"] = c.clone(),
+                None if !details.is_null() => body["details"] = details,
+                None => {}
+            }
+            json_response(code, &body)
+        }
     }
 }
 
@@ -226,14 +241,18 @@ async fn handle(State(st): State<AppState>, method: Method, uri: Uri, headers: H
     response
 }
 
-/// `GET .../pods/{name}/log` with `container`, `previous`, `tailLines` and `sinceSeconds`
-/// (sinceSeconds needs timestamps the stand-in does not keep: it returns the whole log).
-/// Like the API server, `previous=true` without a terminated instance is a 400.
+/// `GET .../pods/{name}/log` with `container`, `previous`, `tailLines`, `sinceSeconds`,
+/// `sinceTime` and `timestamps` (see `logs`). Like the API server, `previous=true` without a
+/// terminated instance is a 400.
 fn pod_log(st: &AppState, ns: &str, pod: &str, q: &Query) -> Response {
     let s = st.lock();
     let previous = q.get("previous").is_some_and(|p| p == "true");
     let container = q.get("container").unwrap_or_default();
-    let text = s
+    let query = match LogQuery::parse(|k| q.get(k).map(String::from), chrono::Utc::now()) {
+        Ok(query) => query,
+        Err(e) => return status_error(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", &format!("PodLogOptions \"{pod}\" is invalid: {e}")),
+    };
+    let log = s
         .pod_logs
         .get(&(ns.to_string(), pod.to_string(), container.to_string(), previous))
         .or_else(|| s.pod_logs.get(&(ns.to_string(), pod.to_string(), String::new(), previous)))
@@ -241,21 +260,18 @@ fn pod_log(st: &AppState, ns: &str, pod: &str, q: &Query) -> Response {
             // No container named: the only container's log.
             let mut own = s.pod_logs.iter().filter(|((n, p, _, prev), _)| n == ns && p == pod && *prev == previous);
             match (container.is_empty(), own.next(), own.next()) {
-                (true, Some((_, text)), None) => Some(text),
+                (true, Some((_, log)), None) => Some(log),
                 _ => None,
             }
         });
-    let Some(text) = text else {
+    let Some(log) = log else {
         if previous {
             let msg = format!("previous terminated container \"{container}\" in pod \"{pod}\" not found");
             return status_error(StatusCode::BAD_REQUEST, "BadRequest", &msg);
         }
         return (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], String::new()).into_response();
     };
-    let lines: Vec<&str> = text.lines().collect();
-    let n = q.get("tailLines").and_then(|n| n.parse::<usize>().ok()).unwrap_or(lines.len());
-    let tail = lines[lines.len().saturating_sub(n)..].join("\n");
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], tail).into_response()
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], query.render(log)).into_response()
 }
 
 fn dispatch(st: &AppState, method: &Method, t: &Target, q: &Query, content_type: &str, accept: &str, body: &Value) -> Response {
@@ -265,6 +281,13 @@ fn dispatch(st: &AppState, method: &Method, t: &Target, q: &Query, content_type:
     if let Some(sub) = t.sub.as_deref() {
         if sub == "log" && t.rt.plural == "pods" && *method == Method::GET {
             return pod_log(st, ns.unwrap_or_default(), t.name.as_deref().unwrap_or_default(), q);
+        }
+        if sub == "eviction" && t.rt.group.is_empty() && t.rt.plural == "pods" && *method == Method::POST {
+            let pod = t.name.as_deref().unwrap_or_default();
+            return match eviction::evict(&mut st.lock(), &t.rt, ns.unwrap_or_default(), pod, body) {
+                Ok(status) => json_response(StatusCode::CREATED, &status),
+                Err(e) => store_error(e),
+            };
         }
         if sub != "status" || !t.rt.status_subresource {
             return status_error(StatusCode::NOT_FOUND, "NotFound", &format!("subresource {sub} is not served by the fake"));
@@ -279,14 +302,20 @@ fn dispatch(st: &AppState, method: &Method, t: &Target, q: &Query, content_type:
                 return watch(st, t, q, labels, fields);
             }
             let s = st.lock();
-            let items = s.list(&t.rt, ns, labels, fields);
+            let limit = q.get("limit").and_then(|l| l.parse::<usize>().ok());
+            let page = match pagination::list(&s, &t.rt, ns, labels, fields, limit, q.get("continue")) {
+                Ok(page) => page,
+                Err(e) => return store_error(e),
+            };
             if wants_table {
-                return json_response(StatusCode::OK, &table::table(&t.rt, &items, s.rv));
+                let mut table = table::table(&t.rt, &page.items, page.resource_version);
+                table["metadata"] = page.metadata();
+                return json_response(StatusCode::OK, &table);
             }
             json_response(
                 StatusCode::OK,
                 &json!({"kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(),
-                        "metadata": {"resourceVersion": s.rv.to_string()}, "items": items}),
+                        "metadata": page.metadata(), "items": page.items}),
             )
         }
         (Method::GET, Some(name)) => {
@@ -332,7 +361,9 @@ fn dispatch(st: &AppState, method: &Method, t: &Target, q: &Query, content_type:
                 Err(e) => store_error(e),
             }
         }
-        (Method::DELETE, Some(name)) => match st.lock().delete(&t.rt, ns, name) {
+        (Method::DELETE, Some(name)) => match DeleteOptions::parse(body, q.get("propagationPolicy"), dry_run)
+            .and_then(|opts| st.lock().delete_with(&t.rt, ns, name, &opts))
+        {
             Ok(obj)
                 if obj.pointer("/metadata/deletionTimestamp").is_some()
                     && obj.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty()) =>
@@ -347,6 +378,25 @@ fn dispatch(st: &AppState, method: &Method, t: &Target, q: &Query, content_type:
             Err(e) => store_error(e),
         },
         _ => status_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "verb not supported by the fake"),
+    }
+}
+
+/// What a watch with selectors sees of one change, as the watch cache decides it
+/// (apiserver/pkg/storage/cacher/cache_watcher.go `convertToWatchEvent`): an update that makes
+/// an object stop matching is a DELETED (of the new state), one that makes it start matching is
+/// an ADDED; updates of objects that match neither before nor after are not sent.
+fn filtered_event_type(labels: &str, fields: &str, e: &HistEntry) -> Option<&'static str> {
+    let now = Store::matches(labels, fields, &e.object);
+    let before = e.prev.as_ref().is_some_and(|p| Store::matches(labels, fields, p));
+    match e.type_ {
+        "ADDED" => now.then_some("ADDED"),
+        "DELETED" => (now || before).then_some("DELETED"),
+        _ => match (before, now) {
+            (true, true) => Some("MODIFIED"),
+            (false, true) => Some("ADDED"),
+            (true, false) => Some("DELETED"),
+            (false, false) => None,
+        },
     }
 }
 
@@ -420,8 +470,8 @@ fn watch(st: &AppState, t: &Target, q: &Query, labels: &str, fields: &str) -> Re
                     continue;
                 }
                 for e in s.events_since(w.last, &w.rt.group, &w.rt.plural, w.ns.as_deref()) {
-                    if Store::matches(&w.labels, &w.fields, &e.object) {
-                        w.pending.push(json!({"type": e.type_, "object": e.object}));
+                    if let Some(type_) = filtered_event_type(&w.labels, &w.fields, &e) {
+                        w.pending.push(json!({"type": type_, "object": e.object}));
                     }
                 }
                 w.last = s.rv;

@@ -7,15 +7,36 @@
 //!
 //! - discovery (`/api`, `/apis`, `/apis/{group}/{version}`, `/version`) for kube-rs and kubectl
 //! - namespaced CRUD for core/v1 (pods, configmaps, events, secrets, services), apps/v1
-//!   (deployments, replicasets), coordination.k8s.io/v1 (leases), events.k8s.io/v1 (events) and
-//!   any CustomResourceDefinition created through the API
+//!   (deployments, replicasets), coordination.k8s.io/v1 (leases), events.k8s.io/v1 (events),
+//!   policy/v1 (poddisruptionbudgets) and any CustomResourceDefinition created through the API
 //! - list + watch with resourceVersion: bookmarks, `410 Gone` for a compacted version
+//! - `limit`/`continue` pagination (`pagination.rs`): later pages are served from the first
+//!   page's resourceVersion (rebuilt from the watch history), an opaque token,
+//!   `remainingItemCount` when no selector is given, `410 Expired` ("The provided continue
+//!   parameter is too old ...") once that version is compacted; kube-runtime's paging watcher works
+//! - watches with label/field selectors send DELETED when an update makes an object stop
+//!   matching and ADDED when one makes it start matching, as the watch cache does
 //! - merge patch, JSON patch (a `test` op of `null` on a missing path passes, as kube-runtime's
 //!   finalizer helper expects), apply patch approximated as a merge with the field manager
 //!   recorded in `managedFields` (on the status subresource the applied status replaces the old
 //!   one, which is what pruning does when one manager owns all of status), strategic merge for lists keyed by `name` (containers, env, ...)
 //! - status subresource separate from the main resource; generation bumped on spec change
-//! - finalizers + deletionTimestamp; owner-reference cascade deletion
+//! - structural schemas of custom resources (`schema.rs`), on create, update, patch and status
+//!   writes, before CEL: unknown fields pruned (kept under `x-kubernetes-preserve-unknown-fields`),
+//!   nulls of non-nullable fields dropped, `default`s applied, then `type`, `enum`, `required`,
+//!   `minimum`/`maximum` (and exclusive), `minLength`/`maxLength`, `minItems`/`maxItems`,
+//!   `pattern`, `nullable`, `x-kubernetes-int-or-string` validated; 422 `Invalid` worded like the
+//!   real server with `details.causes`; unchanged values ratchet on updates.
+//!   `FakeKube::store_unvalidated` stores an object as an older, looser schema would have let it in
+//! - finalizers + deletionTimestamp; owner-reference garbage collection done at once
+//!   (`deletion.rs`): `propagationPolicy` Background (default), Foreground (owner kept with
+//!   `foregroundDeletion` until dependents with `blockOwnerDeletion` are gone), Orphan;
+//!   `preconditions` (uid, resourceVersion) and `dryRun` on delete
+//! - `pods/eviction` (`eviction.rs`): deletes the pod unless a matching PodDisruptionBudget would
+//!   be violated (429 `TooManyRequests`); allowed disruptions are computed from the PDB spec and
+//!   the ready matching pods at request time (there is no disruption controller)
+//! - `pods/log` (`logs.rs`) with `container`, `previous`, `tailLines`, `sinceSeconds`,
+//!   `sinceTime` and `timestamps`; each line has a timestamp (when it first appeared)
 //! - CEL rules (`x-kubernetes-validations`) of registered CRDs, enforced with kube-cel
 //! - `Table` responses (CRD printer columns) for `kubectl get`
 //! - a request log (user = bearer token, RBAC group/resource/verb) so tests can assert what was
@@ -23,15 +44,23 @@
 //! - ObjectMeta validation of names and labels (422 `Invalid`, as the real server words it)
 //!
 //! Not modelled: authentication/authorization (every token is allowed, only recorded),
-//! admission webhooks, OpenAPI schema validation and the `/openapi` documents (use
-//! `kubectl --validate=false`), field ownership and pruning of real server-side apply outside status,
-//! defaulting, pagination (`limit`/`continue`), deletion propagation policies, selector-based
-//! DELETED events in watches, and every built-in controller (no Deployment controller, no
-//! kubelet: tests play those roles).
+//! admission webhooks, schema validation of built-in kinds, `format`, `uniqueItems`,
+//! `multipleOf`, `min/maxProperties`, `allOf`/`anyOf`/`oneOf`/`not`, `x-kubernetes-list-type`
+//! and `-map-type` in CRD schemas, ratcheting inside lists, CRD version conversion (every served
+//! version has its own schema, objects are stored as written), the `/openapi` documents (use
+//! `kubectl --validate=false`), field ownership and pruning of real server-side apply outside
+//! status, PDB `status` (never written; eviction computes from spec), `limitBytes` of logs,
+//! `resourceVersionMatch` on lists, graceful deletion (`gracePeriodSeconds` is ignored), and
+//! every built-in controller (no Deployment controller, no kubelet: tests play those roles).
 
+mod deletion;
+mod eviction;
 mod http;
+mod logs;
+mod pagination;
 mod patch;
 mod registry;
+mod schema;
 mod selector;
 mod store;
 mod table;
@@ -40,6 +69,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use logs::ContainerLog;
 pub use patch::{json_patch_lenient, merge_patch, strategic_merge_patch};
 pub use registry::ResourceType;
 pub use store::{Fault, LoggedRequest, Store};
@@ -110,9 +140,49 @@ impl FakeKube {
     }
 
     /// Sets one container's log, of its current instance or (`previous`) of the one before the
-    /// last restart, as the kubelet keeps them (`?container=`, `?previous=true`).
+    /// last restart, as the kubelet keeps them (`?container=`, `?previous=true`). Lines carry no
+    /// timestamps here: lines new to this log are stamped "now", lines it already held (the
+    /// text is re-sent as it grows) keep theirs, so `sinceSeconds`/`sinceTime` see when each
+    /// line first appeared.
     pub fn set_container_log(&self, namespace: &str, pod: &str, container: &str, previous: bool, text: &str) {
-        self.lock().pod_logs.insert((namespace.to_string(), pod.to_string(), container.to_string(), previous), text.to_string());
+        let key = (namespace.to_string(), pod.to_string(), container.to_string(), previous);
+        self.lock().pod_logs.entry(key).or_default().set_text(text, chrono::Utc::now());
+    }
+
+    /// Sets one container's log with an explicit timestamp per line (replacing what it held).
+    pub fn set_container_log_lines(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        previous: bool,
+        lines: &[(chrono::DateTime<chrono::Utc>, &str)],
+    ) {
+        let key = (namespace.to_string(), pod.to_string(), container.to_string(), previous);
+        let log = ContainerLog { lines: lines.iter().map(|(t, l)| (*t, l.to_string())).collect() };
+        self.lock().pod_logs.insert(key, log);
+    }
+
+    /// TEST HOOK: stores a custom resource WITHOUT schema validation, pruning, defaulting or CEL
+    /// rules — an object written under an older, looser schema version, as etcd can hold and
+    /// a real cluster serves after its CRD was tightened. Use it to test how a client copes
+    /// with objects it cannot deserialise; never to get around validation otherwise. Later
+    /// writes to the object are validated (unchanged fields ratchet, as on a real server).
+    pub fn store_unvalidated(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+        namespace: &str,
+        obj: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        let result = {
+            let mut s = self.lock();
+            let rt = s.find_type(group, version, plural).ok_or_else(|| format!("{plural}.{group}/{version} is not served"))?;
+            s.create_unvalidated(&rt, Some(namespace), obj).map_err(|e| format!("{e:?}"))
+        };
+        self.notify();
+        result
     }
 
     /// Direct read of a stored object (bypasses HTTP), by plural and group.

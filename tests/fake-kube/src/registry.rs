@@ -109,8 +109,13 @@ pub fn builtins() -> Vec<ResourceType> {
         ResourceType::builtin("", "v1", "Endpoints", "endpoints", &["ep"], false),
         ResourceType::builtin("apps", "v1", "Deployment", "deployments", &["deploy"], true),
         ResourceType::builtin("apps", "v1", "ReplicaSet", "replicasets", &["rs"], true),
+        ResourceType::builtin("apps", "v1", "StatefulSet", "statefulsets", &["sts"], true),
+        ResourceType::builtin("apps", "v1", "DaemonSet", "daemonsets", &["ds"], true),
+        ResourceType::builtin("apps", "v1", "ControllerRevision", "controllerrevisions", &[], false),
+        ResourceType::builtin("batch", "v1", "Job", "jobs", &[], true),
         ResourceType::builtin("coordination.k8s.io", "v1", "Lease", "leases", &[], false),
         ResourceType::builtin("events.k8s.io", "v1", "Event", "events", &["ev"], false),
+        ResourceType::builtin("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", &["pdb"], true),
     ];
     let mut ns = ResourceType::builtin("", "v1", "Namespace", "namespaces", &["ns"], true);
     ns.namespaced = false;
@@ -130,8 +135,7 @@ pub fn builtins() -> Vec<ResourceType> {
     v.push(crd);
     for r in &mut v {
         if r.group.is_empty() && ["pods", "services", "configmaps", "secrets", "serviceaccounts"].contains(&r.plural.as_str())
-            || r.plural == "deployments"
-            || r.plural == "replicasets"
+            || ["deployments", "replicasets", "statefulsets", "daemonsets", "jobs"].contains(&r.plural.as_str())
         {
             r.categories = vec!["all".into()];
         }
@@ -174,6 +178,8 @@ pub fn api_resource_list(types: &[ResourceType], group: &str, version: &str) -> 
         }
         if t.plural == "pods" {
             resources.push(json!({"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]}));
+            resources.push(json!({"name": "pods/eviction", "singularName": "", "namespaced": true, "group": "policy",
+                                  "version": "v1", "kind": "Eviction", "verbs": ["create"]}));
         }
     }
     if resources.is_empty() {

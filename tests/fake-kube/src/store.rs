@@ -1,11 +1,14 @@
 //! In-memory object store with a global resourceVersion and a bounded watch history.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use serde_json::{Value, json};
 
+use crate::deletion::{self, DeleteOptions, Propagation};
+use crate::logs::ContainerLog;
 use crate::patch;
 use crate::registry::{ResourceType, builtins};
+use crate::schema;
 use crate::selector::{Selector, field, label};
 
 /// One resource request, for tests that assert what was (not) done and by whom.
@@ -33,6 +36,13 @@ pub enum StoreError {
     AlreadyExists(String),
     Conflict(String),
     Invalid(String),
+    /// Any other API error, answered as a `Status` with this code, reason and `details`.
+    Status {
+        code: u16,
+        reason: &'static str,
+        message: String,
+        details: Value,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -51,6 +61,9 @@ pub struct HistEntry {
     pub namespace: String,
     pub type_: &'static str,
     pub object: Value,
+    /// The object before this change (`None` for ADDED): lets a paginated list rebuild the
+    /// state at an older resourceVersion and a filtered watch see objects leave its selector.
+    pub prev: Option<Value>,
 }
 
 pub enum PatchKind {
@@ -83,10 +96,12 @@ pub struct Store {
     pub oldest_watchable_rv: u64,
     pub requests: Vec<LoggedRequest>,
     /// Container logs by (namespace, pod, container, previous instance?).
-    pub pod_logs: HashMap<(String, String, String, bool), String>,
+    pub pod_logs: HashMap<(String, String, String, bool), ContainerLog>,
     uid_counter: u64,
     /// Scripted failures (see `FakeKube::fail_requests`).
     pub faults: Vec<Fault>,
+    /// Owners deleted in the foreground, waiting for their blocking dependents.
+    foreground_pending: BTreeSet<ObjKey>,
 }
 
 fn now() -> String {
@@ -134,6 +149,7 @@ impl Store {
             pod_logs: HashMap::new(),
             uid_counter: 0,
             faults: Vec::new(),
+            foreground_pending: BTreeSet::new(),
         }
     }
 
@@ -183,11 +199,37 @@ impl Store {
             .collect()
     }
 
+    /// The objects of one type (and namespace) as they were at `rv`, in storage-key order
+    /// (namespace, then name), rebuilt from the watch history by undoing every later change;
+    /// `None` when the history no longer reaches back to `rv` (it was compacted).
+    pub fn snapshot(&self, rt: &ResourceType, ns: Option<&str>, rv: u64) -> Option<Vec<Value>> {
+        if rv < self.oldest_watchable_rv || rv > self.rv {
+            return None;
+        }
+        let mut state: BTreeMap<(String, String), Value> = self
+            .objects
+            .iter()
+            .filter(|(k, _)| k.group == rt.group && k.plural == rt.plural && ns.is_none_or(|n| k.namespace == n))
+            .map(|(k, v)| ((k.namespace.clone(), k.name.clone()), v.clone()))
+            .collect();
+        for e in self.history.iter().rev().take_while(|e| e.rv > rv) {
+            if e.group != rt.group || e.plural != rt.plural || ns.is_some_and(|n| e.namespace != n) {
+                continue;
+            }
+            let name = e.object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+            match &e.prev {
+                Some(p) => state.insert((e.namespace.clone(), name), p.clone()),
+                None => state.remove(&(e.namespace.clone(), name)),
+            };
+        }
+        Some(state.into_values().collect())
+    }
+
     pub fn matches(labels: &str, fields: &str, obj: &Value) -> bool {
         Selector::parse(labels).matches(|k| label(obj, k)) && Selector::parse(fields).matches(|k| field(obj, k))
     }
 
-    fn record(&mut self, rt: &ResourceType, ns: &str, type_: &'static str, object: Value) {
+    fn record(&mut self, rt: &ResourceType, ns: &str, type_: &'static str, object: Value, prev: Option<Value>) {
         self.history.push_back(HistEntry {
             rv: self.rv,
             group: rt.group.clone(),
@@ -195,6 +237,7 @@ impl Store {
             namespace: ns.to_string(),
             type_,
             object,
+            prev,
         });
         while self.history.len() > HISTORY_LIMIT {
             if let Some(e) = self.history.pop_front() {
@@ -248,6 +291,7 @@ impl Store {
         }
         Self::fold_string_data(rt, &mut obj);
         Self::validate_meta(rt, &obj)?;
+        Self::apply_schema(rt, &mut obj, None)?;
         Self::validate_cel(rt, &obj, None)?;
         if dry_run {
             return Ok(obj);
@@ -258,8 +302,16 @@ impl Store {
             self.register_crd(&obj);
         }
         self.objects.insert(key.clone(), obj.clone());
-        self.record(rt, &key.namespace, "ADDED", obj.clone());
+        self.record(rt, &key.namespace, "ADDED", obj.clone(), None);
         Ok(obj)
+    }
+
+    /// Stores `obj` as a create would, but without schema or CEL validation, pruning or
+    /// defaulting: see `FakeKube::store_unvalidated`.
+    pub fn create_unvalidated(&mut self, rt: &ResourceType, ns: Option<&str>, obj: Value) -> Result<Value, StoreError> {
+        let mut loose = rt.clone();
+        loose.schema = None;
+        self.create(&loose, ns, obj, false)
     }
 
     /// A Secret's `stringData` is write-only: the API server merges it into `data` (base64,
@@ -318,6 +370,26 @@ impl Store {
         }
         f.times -= 1;
         Some(f.status)
+    }
+
+    /// Structural schema of a custom resource: prune, default, then validate (422 `Invalid`
+    /// with one cause per field error). `old` enables ratcheting on updates.
+    fn apply_schema(rt: &ResourceType, obj: &mut Value, old: Option<&Value>) -> Result<(), StoreError> {
+        let Some(schema) = &rt.schema else { return Ok(()) };
+        schema::prune_and_default(schema, obj);
+        let errs = schema::validate(schema, obj, old);
+        if errs.is_empty() {
+            return Ok(());
+        }
+        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let qualified = format!("{}.{}", rt.kind, rt.group);
+        Err(StoreError::Status {
+            code: 422,
+            reason: "Invalid",
+            message: schema::invalid_message(&qualified, name, &errs),
+            details: json!({"name": name, "group": rt.group, "kind": rt.kind,
+                            "causes": errs.iter().map(schema::FieldError::cause).collect::<Vec<_>>()}),
+        })
     }
 
     /// Enforces the CRD's CEL rules (transition rules when `old` is given).
@@ -393,10 +465,16 @@ impl Store {
             }
         }
         Self::fold_string_data(rt, &mut new);
+        if let Some(schema) = &rt.schema {
+            // Pruning and defaulting come first so that a write that only re-sends what the
+            // server would drop or default is still a no-op.
+            schema::prune_and_default(schema, &mut new);
+        }
         if same_content(&old, &new) {
             return Ok(old);
         }
         Self::validate_meta(rt, &new)?;
+        Self::apply_schema(rt, &mut new, Some(&old))?;
         Self::validate_cel(rt, &new, Some(&old))?;
         if spec_part(&old) != spec_part(&new) {
             let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
@@ -426,7 +504,7 @@ impl Store {
         Self::set_meta(&mut new, "resourceVersion", json!(self.rv.to_string()));
         if deleting && no_finalizers {
             self.objects.remove(&key);
-            self.record(rt, &key.namespace, "DELETED", new.clone());
+            self.record(rt, &key.namespace, "DELETED", new.clone(), Some(old));
             self.cascade(&new);
             return Ok(new);
         }
@@ -434,7 +512,7 @@ impl Store {
             self.register_crd(&new);
         }
         self.objects.insert(key.clone(), new.clone());
-        self.record(rt, &key.namespace, "MODIFIED", new.clone());
+        self.record(rt, &key.namespace, "MODIFIED", new.clone(), Some(old));
         Ok(new)
     }
 
@@ -458,7 +536,9 @@ impl Store {
                 rt.plural, rt.group
             )));
         }
-        self.commit(rt, ns, name, new, status_only, None, dry_run)
+        let result = self.commit(rt, ns, name, new, status_only, None, dry_run);
+        self.collect_foreground();
+        result
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -504,52 +584,152 @@ impl Store {
             PatchKind::Json => patch::json_patch_lenient(&mut obj, body).map_err(StoreError::Invalid)?,
         }
         let operation = if matches!(kind, PatchKind::Apply) { "Apply" } else { "Update" };
-        self.commit(rt, ns, name, obj, status_only, manager.map(|m| (m, operation)), dry_run)
+        let result = self.commit(rt, ns, name, obj, status_only, manager.map(|m| (m, operation)), dry_run);
+        self.collect_foreground();
+        result
     }
 
-    /// DELETE: with finalizers the object only gets a deletionTimestamp; otherwise it is removed
-    /// and its dependents (ownerReferences) are deleted too.
+    /// DELETE with the default (background) propagation.
     pub fn delete(&mut self, rt: &ResourceType, ns: Option<&str>, name: &str) -> Result<Value, StoreError> {
+        self.delete_with(rt, ns, name, &DeleteOptions::default())
+    }
+
+    /// DELETE with `DeleteOptions`: preconditions, dry run and the propagation policy.
+    pub fn delete_with(&mut self, rt: &ResourceType, ns: Option<&str>, name: &str, opts: &DeleteOptions) -> Result<Value, StoreError> {
+        let obj = self.get_typed(rt, ns, name)?;
+        deletion::check_preconditions(rt, name, &obj, opts)?;
+        if opts.dry_run {
+            return Ok(obj);
+        }
+        let result = self.delete_inner(rt, ns, name, opts.propagation);
+        self.collect_foreground();
+        result
+    }
+
+    /// With finalizers the object only gets a deletionTimestamp; otherwise it is removed and its
+    /// dependents are handled by `policy` (what the garbage collector does, done at once).
+    fn delete_inner(&mut self, rt: &ResourceType, ns: Option<&str>, name: &str, policy: Propagation) -> Result<Value, StoreError> {
         let key = Self::key(rt, ns, name);
         let mut obj = self.get_typed(rt, ns, name)?;
+        let uid = obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default().to_string();
+        if policy == Propagation::Orphan {
+            self.orphan_dependents(&uid);
+        }
+        let before = obj.clone();
+        if policy == Propagation::Foreground && obj.pointer("/metadata/deletionTimestamp").is_none() && !self.dependents(&uid).is_empty() {
+            // The owner stays, visibly "deleting dependents", until the dependents that block
+            // owner deletion are gone (see `collect_foreground`).
+            let mut finalizers = obj.pointer("/metadata/finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
+            if !finalizers.contains(&json!(deletion::FOREGROUND_FINALIZER)) {
+                finalizers.push(json!(deletion::FOREGROUND_FINALIZER));
+            }
+            Self::set_meta(&mut obj, "finalizers", Value::Array(finalizers));
+        }
         let has_finalizers = obj.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
-        self.rv += 1;
         if has_finalizers {
             if obj.pointer("/metadata/deletionTimestamp").is_none() {
+                self.rv += 1;
                 Self::set_meta(&mut obj, "deletionTimestamp", json!(now()));
                 Self::set_meta(&mut obj, "resourceVersion", json!(self.rv.to_string()));
                 self.objects.insert(key.clone(), obj.clone());
-                self.record(rt, &key.namespace, "MODIFIED", obj.clone());
+                self.record(rt, &key.namespace, "MODIFIED", obj.clone(), Some(before));
+                if policy == Propagation::Foreground {
+                    self.foreground_pending.insert(key);
+                    self.delete_dependents(&uid, true);
+                }
             }
             return Ok(obj);
         }
+        self.rv += 1;
         Self::set_meta(&mut obj, "resourceVersion", json!(self.rv.to_string()));
         self.objects.remove(&key);
-        self.record(rt, &key.namespace, "DELETED", obj.clone());
+        self.record(rt, &key.namespace, "DELETED", obj.clone(), Some(before));
         self.cascade(&obj);
         Ok(obj)
     }
 
+    /// Keys and objects naming `uid` in their ownerReferences.
+    fn dependents(&self, uid: &str) -> Vec<(ObjKey, Value)> {
+        if uid.is_empty() {
+            return vec![];
+        }
+        self.objects.iter().filter(|(_, v)| deletion::owner_ref(v, uid).is_some()).map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    fn type_of(&self, k: &ObjKey) -> Option<ResourceType> {
+        self.types.iter().find(|t| t.group == k.group && t.plural == k.plural).cloned()
+    }
+
     /// Background cascade: delete every object that names `owner` in its ownerReferences.
     fn cascade(&mut self, owner: &Value) {
-        let Some(uid) = owner.pointer("/metadata/uid").and_then(Value::as_str).map(String::from) else {
-            return;
-        };
-        let dependents: Vec<(ObjKey, Value)> = self
-            .objects
-            .iter()
-            .filter(|(_, v)| {
-                v.pointer("/metadata/ownerReferences")
-                    .and_then(Value::as_array)
-                    .is_some_and(|refs| refs.iter().any(|r| r["uid"].as_str() == Some(uid.as_str())))
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for (k, _) in dependents {
-            let rt = self.types.iter().find(|t| t.group == k.group && t.plural == k.plural).cloned();
-            if let Some(rt) = rt {
-                let ns = if k.namespace.is_empty() { None } else { Some(k.namespace.as_str()) };
-                let _ = self.delete(&rt, ns, &k.name);
+        let uid = owner.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default().to_string();
+        self.delete_dependents(&uid, false);
+    }
+
+    /// Deletes the dependents of `uid`. Under a foreground owner, a dependent that has
+    /// dependents of its own is deleted in the foreground too (the garbage collector's rule).
+    fn delete_dependents(&mut self, uid: &str, foreground: bool) {
+        for (k, v) in self.dependents(uid) {
+            let Some(rt) = self.type_of(&k) else { continue };
+            let own_uid = v.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default().to_string();
+            let policy =
+                if foreground && !self.dependents(&own_uid).is_empty() { Propagation::Foreground } else { Propagation::Background };
+            let ns = if k.namespace.is_empty() { None } else { Some(k.namespace.clone()) };
+            let _ = self.delete_inner(&rt, ns.as_deref(), &k.name, policy);
+        }
+    }
+
+    /// Orphan policy: the owner's references are removed from its dependents, which stay.
+    fn orphan_dependents(&mut self, uid: &str) {
+        for (k, v) in self.dependents(uid) {
+            let Some(rt) = self.type_of(&k) else { continue };
+            let mut new = v.clone();
+            if let Some(refs) = new.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
+                refs.retain(|r| r["uid"].as_str() != Some(uid));
+                if refs.is_empty()
+                    && let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut)
+                {
+                    m.remove("ownerReferences");
+                }
+            }
+            let ns = if k.namespace.is_empty() { None } else { Some(k.namespace.clone()) };
+            let _ = self.commit(&rt, ns.as_deref(), &k.name, new, false, None, false);
+        }
+    }
+
+    /// The garbage collector's foreground step: an owner waiting in `foregroundDeletion` loses
+    /// that finalizer (and is removed, when it was the last) once no dependent with
+    /// `blockOwnerDeletion: true` is left. Runs after every write; cheap when nothing waits.
+    fn collect_foreground(&mut self) {
+        loop {
+            let mut progressed = false;
+            let pending: Vec<ObjKey> = self.foreground_pending.iter().cloned().collect();
+            for key in pending {
+                let Some(owner) = self.objects.get(&key).cloned() else {
+                    self.foreground_pending.remove(&key);
+                    continue;
+                };
+                let finalizers = owner.pointer("/metadata/finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
+                if !finalizers.contains(&json!(deletion::FOREGROUND_FINALIZER)) {
+                    self.foreground_pending.remove(&key);
+                    continue;
+                }
+                let uid = owner.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default();
+                let blocked = self.objects.values().any(|v| deletion::owner_ref(v, uid).is_some_and(deletion::blocks_owner_deletion));
+                if blocked {
+                    continue;
+                }
+                let Some(rt) = self.type_of(&key) else { continue };
+                let mut new = owner.clone();
+                let rest: Vec<Value> = finalizers.into_iter().filter(|f| f != deletion::FOREGROUND_FINALIZER).collect();
+                Self::set_meta(&mut new, "finalizers", Value::Array(rest));
+                self.foreground_pending.remove(&key);
+                let ns = if key.namespace.is_empty() { None } else { Some(key.namespace.clone()) };
+                let _ = self.commit(&rt, ns.as_deref(), &key.name, new, false, None, false);
+                progressed = true;
+            }
+            if !progressed || self.foreground_pending.is_empty() {
+                return;
             }
         }
     }

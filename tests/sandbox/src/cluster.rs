@@ -16,7 +16,7 @@ use kube::{Client, Config};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::TimeScale;
-use crate::controllers::{deployment, replica_set};
+use crate::controllers::{daemon_set, deployment, job, replica_set, stateful_set};
 use crate::events::Recorder;
 use crate::kubelet::{Kubelet, KubeletOptions};
 use crate::network::{endpoints, proxy::Proxy};
@@ -48,6 +48,23 @@ pub struct ClusterOptions {
     pub exe: Option<PathBuf>,
 }
 
+/// The simulated node's capacity (= allocatable: nothing is reserved for the system). The
+/// default is what the sandbox has always had; a scenario or test lowers `memory` to put the
+/// node under memory pressure, or `ephemeral_storage` for disk pressure.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    pub cpu: String,
+    pub memory: String,
+    pub ephemeral_storage: String,
+    pub pods: String,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        Self { cpu: "4".into(), memory: "8Gi".into(), ephemeral_storage: "50Gi".into(), pods: "110".into() }
+    }
+}
+
 pub struct Cluster {
     pub fake: Arc<FakeKube>,
     /// A cluster-admin client (`kubectl` as a person would use it).
@@ -67,7 +84,13 @@ pub async fn client_as(fake: &FakeKube, namespace: &str, user: &str) -> Result<C
 }
 
 impl Cluster {
+    /// A cluster whose node has the default capacity (4 CPUs, 8 GiB).
     pub async fn start(opts: ClusterOptions) -> Result<Self, ClusterError> {
+        Self::start_with(opts, NodeOptions::default()).await
+    }
+
+    /// A cluster whose node has `node`'s capacity.
+    pub async fn start_with(opts: ClusterOptions, node: NodeOptions) -> Result<Self, ClusterError> {
         std::fs::create_dir_all(&opts.workdir).map_err(|e| ClusterError::Write(opts.workdir.display().to_string(), e))?;
         let fake = Arc::new(FakeKube::start().await.map_err(ClusterError::Start)?);
         let kubeconfig = opts.workdir.join("kubeconfig");
@@ -82,14 +105,18 @@ impl Cluster {
             crds.create(&PostParams::default(), &crd).await.map_err(|e| ClusterError::Install(name, e.to_string()))?;
         }
         ensure_namespace(&client, "default").await?;
-        create_node(&client).await?;
+        create_node(&client, &node).await?;
         let shutdown = CancellationToken::new();
         let mut loops = Vec::new();
-        // The control plane: Deployment and ReplicaSet controllers, Endpoints, kube-proxy.
+        // The control plane: Deployment, ReplicaSet, StatefulSet, DaemonSet and Job controllers,
+        // Endpoints, kube-proxy.
         {
             let client = client_as(&fake, "kube-system", "system:kube-controller-manager").await?;
             let events = Recorder::new(client.clone(), "deployment-controller");
             let rs_events = Recorder::new(client.clone(), "replicaset-controller");
+            let sts_events = Recorder::new(client.clone(), "statefulset-controller");
+            let ds_events = Recorder::new(client.clone(), "daemonset-controller");
+            let job_events = Recorder::new(client.clone(), "job-controller");
             let proxy = Proxy::default();
             let stop = shutdown.clone();
             let scale = opts.scale;
@@ -98,6 +125,9 @@ impl Cluster {
                     let results = [
                         deployment::sync_all(&client, &events, scale).await,
                         replica_set::sync_all(&client, &rs_events).await,
+                        stateful_set::sync_all(&client, &sts_events).await,
+                        daemon_set::sync_all(&client, &ds_events).await,
+                        job::sync_all(&client, &job_events, scale).await,
                         endpoints::sync_all(&client).await,
                         proxy.sync(&client, &stop).await,
                     ];
@@ -149,11 +179,13 @@ impl Cluster {
     }
 }
 
-/// The one node: 4 CPUs, 8 GiB, Ready, no pressure (what `kubectl describe node` shows).
-async fn create_node(client: &Client) -> Result<(), ClusterError> {
+/// The one node: by default 4 CPUs, 8 GiB, Ready, no pressure (what `kubectl describe node`
+/// shows); the kubelet reports pressure later.
+async fn create_node(client: &Client, opts: &NodeOptions) -> Result<(), ClusterError> {
     let now = k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default();
     let cond = |t: &str, s: &str, r: &str, m: &str| serde_json::json!({"type": t, "status": s, "reason": r, "message": m, "lastHeartbeatTime": now, "lastTransitionTime": now});
-    let resources = serde_json::json!({"cpu": "4", "memory": "8Gi", "ephemeral-storage": "50Gi", "pods": "110"});
+    let resources =
+        serde_json::json!({"cpu": opts.cpu, "memory": opts.memory, "ephemeral-storage": opts.ephemeral_storage, "pods": opts.pods});
     let node: k8s_openapi::api::core::v1::Node = serde_json::from_value(serde_json::json!({
         "metadata": {"name": crate::kubelet::NODE, "labels": {"kubernetes.io/hostname": crate::kubelet::NODE, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", "node.kubernetes.io/instance-type": "sandbox"}},
         "status": {"capacity": resources, "allocatable": resources, "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],

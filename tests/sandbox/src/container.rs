@@ -25,6 +25,7 @@ pub enum ContainerError {
 
 /// Runs the container's process until it exits; returns its exit code.
 pub async fn run(image: &str, args: Vec<String>) -> Result<i32, ContainerError> {
+    exit_with_the_kubelet();
     match Image::resolve(image).ok_or_else(|| ContainerError::UnknownImage(image.into()))? {
         Image::Oms => {
             let config = oms::config::Config::parse_from(std::iter::once("oms".to_string()).chain(args));
@@ -108,4 +109,19 @@ async fn scripted(s: ScriptV1, image: &str) -> Result<i32, ContainerError> {
             return Ok(e.code);
         }
     }
+}
+
+/// A container dies with its node: when the process running the kubelet is gone (killed, even
+/// with SIGKILL, which runs no clean-up), this process is re-parented and exits, so no container
+/// outlives its simulated cluster and holds its pod's address.
+fn exit_with_the_kubelet() {
+    let kubelet = std::os::unix::process::parent_id();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            if std::os::unix::process::parent_id() != kubelet {
+                std::process::exit(137);
+            }
+        }
+    });
 }

@@ -8,8 +8,9 @@
 //! Every known difference from a real cluster is listed in this crate's README.
 //!
 //! - `cluster`: starts the API server and the loops, writes a kubeconfig
-//! - `controllers`: Deployment and ReplicaSet controllers
-//! - `kubelet`: pods, containers (processes), volumes, probes, back-off, events
+//! - `controllers`: Deployment, ReplicaSet, StatefulSet, DaemonSet and Job controllers
+//! - `kubelet`: pods, containers (processes), volumes, probes, back-off, node pressure and
+//!   eviction, events
 //! - `network`: pod and Service addresses, Endpoints and the proxy
 //! - `images`: what an image name runs (OMS, IMS, scripted behaviours)
 //! - `demo`, `scenario`: the `demo` and `run` commands
@@ -21,6 +22,7 @@ pub mod container;
 pub mod controllers;
 pub mod demo;
 pub mod events;
+pub mod executable;
 pub mod images;
 pub mod kubelet;
 pub mod network;

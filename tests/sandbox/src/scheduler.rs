@@ -1,8 +1,9 @@
 //! The scheduler, for the one simulated node: a pod is bound when its resource requests fit in
-//! what the node has left, its nodeSelector matches the node's labels and it tolerates the
-//! node's NoSchedule taints; otherwise it stays Pending with `PodScheduled=False/Unschedulable`
-//! and a `FailedScheduling` event worded as kube-scheduler words it ("0/1 nodes are available:
-//! 1 Insufficient memory. preemption: ...").
+//! what the node has left, its nodeSelector and required node affinity (matchExpressions on
+//! labels, matchFields on `metadata.name`) match the node and it tolerates the node's
+//! NoSchedule/NoExecute taints (Toleration.ToleratesTaint); otherwise it stays Pending with
+//! `PodScheduled=False/Unschedulable` and a `FailedScheduling` event worded as kube-scheduler
+//! words it ("0/1 nodes are available: 1 Insufficient memory. preemption: ...").
 
 use std::collections::BTreeMap;
 
@@ -36,13 +37,20 @@ fn requests(p: &Pod) -> (u64, u64) {
 pub fn schedule(pod: &Pod, node: &Node, bound: &[Pod]) -> Result<(), String> {
     let spec = pod.spec.clone().unwrap_or_default();
     let labels: BTreeMap<String, String> = node.metadata.labels.clone().unwrap_or_default();
-    let reason = if spec.node_selector.iter().flatten().any(|(k, v)| labels.get(k) != Some(v)) {
+    let terms = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
+        .map(|s| s.node_selector_terms.clone())
+        .unwrap_or_default();
+    let reason = if spec.node_selector.iter().flatten().any(|(k, v)| labels.get(k) != Some(v))
+        || !crate::controllers::daemon_set::node_selector_terms_match(&terms, node)
+    {
         Some(("1 node(s) didn't match Pod's node affinity/selector", "Preemption is not helpful for scheduling"))
     } else if let Some(t) = node.spec.iter().flat_map(|s| s.taints.iter().flatten()).find(|t| {
-        t.effect == "NoSchedule"
-            && !spec.tolerations.iter().flatten().any(|tol| {
-                tol.key.as_deref().is_none_or(|k| k == t.key) && (tol.operator.as_deref() == Some("Exists") || tol.value == t.value)
-            })
+        (t.effect == "NoSchedule" || t.effect == "NoExecute")
+            && !crate::controllers::tolerates(spec.tolerations.as_deref().unwrap_or_default(), t)
     }) {
         let taint = format!("1 node(s) had untolerated taint {{{}: {}}}", t.key, t.value.clone().unwrap_or_default());
         return Err(format!(

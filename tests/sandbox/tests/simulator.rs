@@ -2,7 +2,11 @@
 //! promised availability, crash loops restart in place with the kubelet's back-off and keep the
 //! previous log, memory limits OOM-kill with exit 137, mounted ConfigMaps update late and
 //! subPath copies never, missing images and keys fail as the kubelet reports them, and pods
-//! that fit nowhere stay Pending with the scheduler's words.
+//! that fit nowhere stay Pending with the scheduler's words. The StatefulSet, DaemonSet and Job
+//! controllers, node-pressure eviction and `kubectl rollout` are checked in `simulator/workloads.rs`.
+
+#[path = "simulator/workloads.rs"]
+mod workloads;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -13,12 +13,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
 pub use self::step::Error;
 use self::step::{Step, cond, step};
+use crate::controllers::cache::RemediationStore;
 use crate::controllers::context::Context;
 use crate::controllers::stalled;
 use crate::crd::*;
@@ -29,6 +29,26 @@ use crate::kube::events::{self, PendingEvent};
 use crate::kube::{policy_context, status};
 
 const CONTROLLER: &str = "remediation";
+
+/// The controller's entry. Its cache holds stripped Remediations (see `cache`): a terminal one
+/// has nothing left to do and costs no request; anything else is reconciled on the full
+/// Remediation, read now.
+pub async fn reconcile_cached(cached: Arc<DeserializeGuard<Remediation>>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let rem = match &cached.0 {
+        Ok(rem) => rem,
+        Err(_) => return reconcile(cached, ctx).await,
+    };
+    // What `reconcile_remediation` answers for a terminal phase, without a request.
+    if rem.status.as_ref().is_some_and(|s| s.phase.is_terminal()) {
+        ctx.metrics.reconciles.with_label_values(&[CONTROLLER]).inc();
+        return Ok(Action::await_change());
+    }
+    let api = Api::<DeserializeGuard<Remediation>>::namespaced(ctx.client.clone(), &rem.namespace().unwrap_or_default());
+    match api.get_opt(&rem.name_any()).await? {
+        Some(full) => reconcile(Arc::new(full), ctx).await,
+        None => Ok(Action::await_change()),
+    }
+}
 
 pub async fn reconcile(guard: Arc<DeserializeGuard<Remediation>>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.metrics.reconciles.with_label_values(&[CONTROLLER]).inc();
@@ -86,6 +106,7 @@ async fn reconcile_remediation(rem: &Remediation, ctx: &Context) -> Result<Actio
         return Err(Error::IllegalTransition(st.phase, next.to));
     }
     let now = now_rfc3339();
+    let from = st.phase;
     st.phase = next.to;
     st.observed_generation = rem.metadata.generation;
     if let Some(c) = next.condition {
@@ -96,6 +117,10 @@ async fn reconcile_remediation(rem: &Remediation, ctx: &Context) -> Result<Actio
     stalled::clear_stalled(&mut st.conditions, &now);
     let api: Api<Remediation> = Api::namespaced(ctx.client.clone(), &ns);
     status::apply_status(&api, rem, &st).await.map_err(Error::WriteStatus)?;
+    // Counted once: here the terminal phase is written; a later reconcile finds it terminal.
+    if next.to.is_terminal() && from != next.to {
+        ctx.metrics.record_remediation(rem.spec.action.kind.as_str(), next.to, next.reason);
+    }
     tracing::info!(remediation = %rem.name_any(), to = next.to.as_str(), "remediation transition");
     let event = PendingEvent { warning: next.warning, reason: next.reason, action: next.to.as_str(), note: next.message };
     events::publish(&ctx.recorder, &rem.object_ref(&()), event).await;
@@ -128,7 +153,7 @@ fn refused(action: &ProposedAction, why: &'static str, message: &str) -> Step {
 /// Pending: the policy decides, whatever the spec says.
 async fn evaluate(rem: &Remediation, ns: &str, ctx: &Context) -> Result<Step, Error> {
     let action = &rem.spec.action;
-    let pctx = policy_context::gather(&ctx.client, ns, action, Some(&rem.name_any())).await?;
+    let pctx = policy_context::gather(&ctx.client, ctx.remediation_cache.get().as_ref(), ns, action, Some(&rem.name_any())).await?;
     let auto_approve = match ctx.policy.evaluate(action, &pctx) {
         Verdict::Refused { reason: why, message } => return Ok(refused(action, why, &message)),
         Verdict::Allowed { auto_approve, .. } => auto_approve,
@@ -183,7 +208,7 @@ fn approval(rem: &Remediation) -> Option<Step> {
 /// change take its snapshot (or dry-run).
 async fn prepare(rem: &Remediation, ns: &str, st: &mut RemediationStatus, ctx: &Context) -> Result<Step, Error> {
     let action = &rem.spec.action;
-    let pctx = policy_context::gather(&ctx.client, ns, action, Some(&rem.name_any())).await?;
+    let pctx = policy_context::gather(&ctx.client, ctx.remediation_cache.get().as_ref(), ns, action, Some(&rem.name_any())).await?;
     if let Verdict::Refused { reason: why, message } = ctx.policy.evaluate(action, &pctx) {
         return Ok(refused(action, why, &message));
     }
@@ -203,11 +228,17 @@ pub fn error_policy(_obj: Arc<DeserializeGuard<Remediation>>, err: &Error, ctx: 
     }
 }
 
-pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
-    let api = Api::<DeserializeGuard<Remediation>>::all(ctx.client.clone());
-    Controller::new(api, watcher::Config::default())
+/// Runs the controller until `shutdown` on the shared Remediation watch: its cache `store` and
+/// its changes `trigger`.
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: CancellationToken,
+    store: RemediationStore,
+    trigger: impl futures::Stream<Item = Arc<DeserializeGuard<Remediation>>> + Send + 'static,
+) {
+    Controller::for_shared_stream(trigger, store)
         .graceful_shutdown_on(async move { shutdown.cancelled().await })
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile_cached, error_policy, ctx)
         .for_each(|r| async move {
             if let Err(e) = r {
                 tracing::debug!(error = %e, "remediation controller event");

@@ -1,5 +1,8 @@
-//! Test harness: the fake API server (a TEST STAND-IN, see tests/fake-kube), the real
-//! operator, and a "kubelet" played by the test that moves pods between healthy and broken.
+//! Test harness: the simulated cluster of `tests/sandbox` (a TEST STAND-IN: the API server of
+//! `tests/fake-kube`, the Deployment and ReplicaSet controllers, and a kubelet running every
+//! container as a real process that restarts in place with back-off) and the real operator.
+//! Nothing here plays the kubelet: pods crash, OOM and recover only as the simulated kubelet
+//! runs them (`workload.rs` has the stand-in `oms` and the faults people cause).
 #![allow(dead_code)]
 
 use std::future::Future;
@@ -8,58 +11,73 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use fake_kube::FakeKube;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client, Config, CustomResourceExt, ResourceExt};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, Config};
 use operator::config::RunArgs;
 use operator::crd::{Incident, Remediation};
+use salve_sandbox::clock::TimeScale;
+use salve_sandbox::cluster::{Cluster, ClusterOptions, client_as, ensure_namespace};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 pub mod alarm_queue;
 pub mod bedrock_stand_in;
 pub mod moto;
+mod workload;
+
+pub use workload::*;
 
 pub const NS: &str = "shop";
 pub const APP: &str = "oms";
 pub const CM: &str = "oms-config";
 
 pub struct Env {
-    pub fake: FakeKube,
-    /// The test's own client (user `test-admin`): plays users, kubelet and controllers. The
-    /// operator authenticates as `salve-operator`, so its requests can be told apart.
+    pub fake: Arc<FakeKube>,
+    /// The test's own client (user `test-admin`): plays the people. The operator authenticates
+    /// as `salve-operator`, so its requests can be told apart from the simulator's own.
     pub client: Client,
+    cluster: Cluster,
+    _workdir: tempfile::TempDir,
 }
 
-async fn client_as(fake: &FakeKube, user: &str) -> Client {
-    let kc = kube::config::Kubeconfig::from_yaml(&fake.kubeconfig_yaml_as(NS, user)).expect("kubeconfig");
-    let cfg = Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("config");
-    Client::try_from(cfg).expect("client")
+impl Env {
+    /// Stops the simulated controllers, kubelet and every container process.
+    pub async fn stop(self) {
+        self.cluster.stop().await;
+    }
 }
 
+/// A fresh simulated cluster with the Salve CRDs (from `crds/`) and the `shop` namespace. The
+/// kubelet runs at the documented speed (back-off 10 s doubling to 5 min) and refreshes
+/// mounted ConfigMaps every 2 s (60 s by default in a cluster; env is never refreshed).
 pub async fn env() -> Env {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let fake = FakeKube::start().await.expect("fake api server");
-    let client = client_as(&fake, "test-admin").await;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in [Incident::crd(), Remediation::crd()] {
-        crds.create(&PostParams::default(), &crd).await.expect("install crd");
-    }
-    Env { fake, client }
+    let workdir = tempfile::tempdir().expect("workdir");
+    let exe = salve_sandbox::executable::sandbox_executable().expect("the salve-sandbox binary");
+    let cluster = Cluster::start(ClusterOptions {
+        workdir: workdir.path().to_path_buf(),
+        scale: TimeScale::default(),
+        sync_frequency: Duration::from_secs(2),
+        exe: Some(exe),
+    })
+    .await
+    .expect("simulated cluster");
+    ensure_namespace(&cluster.client, NS).await.expect("namespace");
+    let client = client_as(&cluster.fake, NS, "test-admin").await.expect("client");
+    Env { fake: cluster.fake.clone(), client, cluster, _workdir: workdir }
 }
 
-/// Settings for fast tests: short verification window and lease. Outcomes are asserted, never
-/// timings; the window only bounds how long a failing fix is given.
+/// Settings for tests: a short lease and stability period. Outcomes are asserted, never timings;
+/// the window only bounds how long a failing fix is given (a fix here waits for real pods).
 pub fn args(identity: &str) -> RunArgs {
     let mut a = RunArgs::defaults();
     a.identity = identity.into();
     a.lease_namespace = NS.into();
     a.lease_seconds = 3;
-    a.verify_window_seconds = 3;
+    a.verify_window_seconds = 30;
     a.verify_poll_ms = 200;
     a.verify_stability_seconds = 1;
     a.log_format = "text".into();
@@ -168,74 +186,6 @@ pub async fn config_value(env: &Env, key: &str) -> Option<String> {
     cm.data.and_then(|d| d.get(key).cloned())
 }
 
-pub async fn create_deployment(env: &Env, replicas: i32, memory: &str) {
-    let d: Deployment = serde_json::from_value(json!({
-        "metadata": {"name": APP, "labels": {"app": APP}},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": APP}},
-            "template": {"metadata": {"labels": {"app": APP}}, "spec": {"containers": [{
-                "name": APP, "image": "oms:1.0",
-                "envFrom": [{"configMapRef": {"name": CM}}],
-                "resources": {"limits": {"memory": memory}}}]}}}
-    }))
-    .expect("deployment");
-    Api::<Deployment>::namespaced(env.client.clone(), NS).create(&PostParams::default(), &d).await.expect("create deployment");
-}
-
-pub async fn deployment(env: &Env) -> Deployment {
-    Api::<Deployment>::namespaced(env.client.clone(), NS).get(APP).await.expect("get deployment")
-}
-
-#[derive(Clone, Copy)]
-pub enum PodState {
-    Healthy,
-    CrashLoop,
-    OomKilled,
-}
-
-/// The test's kubelet + Deployment controller: replaces all pods with `n` pods in `state` and
-/// updates the Deployment's status to match.
-pub async fn kubelet(env: &Env, n: i32, state: PodState) {
-    let pods: Api<Pod> = Api::namespaced(env.client.clone(), NS);
-    for p in pods.list(&ListParams::default().labels(&format!("app={APP}"))).await.expect("list pods").items {
-        let _ = pods.delete(&p.name_any(), &DeleteParams::default()).await;
-    }
-    for i in 0..n {
-        let name = format!("{APP}-{}-{i}", rand_suffix());
-        let p: Pod = serde_json::from_value(json!({"metadata": {"name": name, "labels": {"app": APP}},
-            "spec": {"containers": [{"name": APP, "image": "oms:1.0"}]}}))
-        .expect("pod");
-        pods.create(&PostParams::default(), &p).await.expect("create pod");
-        let cs = match state {
-            PodState::Healthy => {
-                json!({"name": APP, "ready": true, "restartCount": 0, "image": "oms:1.0", "imageID": "", "state": {"running": {}}})
-            }
-            PodState::CrashLoop => json!({"name": APP, "ready": false, "restartCount": 5, "image": "oms:1.0", "imageID": "",
-                "state": {"waiting": {"reason": "CrashLoopBackOff"}},
-                "lastState": {"terminated": {"reason": "Error", "exitCode": 1}}}),
-            PodState::OomKilled => json!({"name": APP, "ready": false, "restartCount": 3, "image": "oms:1.0", "imageID": "",
-                "state": {"running": {}},
-                "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}}),
-        };
-        let phase = "Running";
-        let st = json!({"status": {"phase": phase, "containerStatuses": [cs]}});
-        pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&st)).await.expect("pod status");
-        if matches!(state, PodState::CrashLoop) {
-            env.fake.set_pod_log(NS, &name, "starting oms\nerror: POOL_SIZE must be > 0\npanic: invalid configuration");
-        }
-    }
-    let ready = if matches!(state, PodState::Healthy) { n } else { 0 };
-    let st = json!({"status": {"replicas": n, "readyReplicas": ready, "availableReplicas": ready, "unavailableReplicas": n - ready}});
-    Api::<Deployment>::namespaced(env.client.clone(), NS)
-        .patch_status(APP, &PatchParams::default(), &Patch::Merge(&st))
-        .await
-        .expect("deployment status");
-}
-
-fn rand_suffix() -> String {
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or_default();
-    format!("{:05x}", n & 0xfffff)
-}
-
 pub async fn create_incident(env: &Env, name: &str, reason: &str) {
     let inc: Incident = serde_json::from_value(json!({
         "apiVersion": "salve.dev/v1alpha1", "kind": "Incident",
@@ -261,12 +211,20 @@ pub async fn remediations(env: &Env) -> Vec<Remediation> {
 }
 
 pub async fn wait_incident_phase(env: &Env, name: &str, phase: &str) -> Incident {
-    eventually(&format!("incident {name} in phase {phase}"), || async move {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
         let i = incident(env, name).await;
         let p = i.status.as_ref().map(|s| s.phase.as_str()).unwrap_or("Detected");
-        (p == phase).then_some(i)
-    })
-    .await
+        if p == phase {
+            return i;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let timeline: Vec<String> =
+                i.status.iter().flat_map(|s| s.timeline.iter()).map(|t| format!("{}: {}", t.phase.as_str(), t.message)).collect();
+            panic!("incident {name} never reached {phase}; it is {p}:\n{}", timeline.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 pub async fn wait_remediation_phase(env: &Env, name: &str, phase: &str) -> Remediation {
@@ -306,18 +264,6 @@ pub fn writes_by_operator(env: &Env, path_suffix: &str) -> usize {
         .count()
 }
 
-/// A broken config: the common set-up of scenarios 1, 3, 5, 6.
-pub async fn broken_config_setup(env: &Env, cm_labels: Value) {
-    create_config_map(env, CM, json!({"POOL_SIZE": "10", "TIMEOUT_MS": "500"}), cm_labels).await;
-    create_deployment(env, 2, "256Mi").await;
-    kubelet(env, 2, PodState::Healthy).await;
-}
-
-pub async fn break_config(env: &Env) {
-    user_sets_config(env, "POOL_SIZE", "0").await;
-    kubelet(env, 2, PodState::CrashLoop).await;
-}
-
 /// Every request the operator made is allowed by `operator/examples/rbac.yaml`.
 pub fn assert_rbac_covers_operator_requests(env: &Env) {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/rbac.yaml")).expect("rbac.yaml");
@@ -355,43 +301,4 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let code = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     (code, body)
-}
-
-/// Two ReplicaSets owned by the Deployment: revision 1 (image `oms:1.0`) and revision 2
-/// (`oms:2.0`, now in the Deployment's template), as a Deployment controller would leave them.
-pub async fn roll_out_bad_image(env: &Env) {
-    let d = deployment(env).await;
-    let uid = d.uid().expect("uid");
-    let rss: Api<k8s_openapi::api::apps::v1::ReplicaSet> = Api::namespaced(env.client.clone(), NS);
-    for (rev, image, hash) in [(1, "oms:1.0", "aaa"), (2, "oms:2.0", "bbb")] {
-        let rs: k8s_openapi::api::apps::v1::ReplicaSet = serde_json::from_value(json!({
-            "metadata": {"name": format!("{APP}-{hash}"), "annotations": {"deployment.kubernetes.io/revision": rev.to_string()},
-                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": APP, "uid": uid, "controller": true}]},
-            "spec": {"selector": {"matchLabels": {"app": APP}}, "template": {
-                "metadata": {"labels": {"app": APP, "pod-template-hash": hash}},
-                "spec": {"containers": [{"name": APP, "image": image, "envFrom": [{"configMapRef": {"name": CM}}]}]}}}
-        }))
-        .expect("rs");
-        rss.create(&PostParams::default(), &rs).await.expect("create rs");
-    }
-    let p = json!({"spec": {"template": {"spec": {"containers": [{"name": APP, "image": "oms:2.0"}]}}}});
-    Api::<Deployment>::namespaced(env.client.clone(), NS)
-        .patch(APP, &PatchParams::default(), &Patch::Strategic(&p))
-        .await
-        .expect("roll out");
-}
-
-pub async fn image(env: &Env) -> String {
-    deployment(env).await.spec.template.spec.and_then(|s| s.containers[0].image.clone()).unwrap_or_default()
-}
-
-/// What Argo CD / Flux plus the Deployment controller and kubelet do after the merge.
-pub async fn gitops_rolls_out(env: &Env) {
-    let d = Api::<Deployment>::namespaced(env.client.clone(), NS);
-    let p = json!({"spec": {"template": {"spec": {"containers": [{"name": APP, "resources": {"limits": {"memory": "512Mi"}}}]}}}});
-    d.patch(APP, &PatchParams::default(), &Patch::Strategic(&p)).await.expect("gitops sync");
-    kubelet(env, 2, PodState::Healthy).await;
-    let generation = deployment(env).await.metadata.generation.expect("generation");
-    let st = json!({"status": {"observedGeneration": generation, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2}});
-    d.patch_status(APP, &PatchParams::default(), &Patch::Merge(&st)).await.expect("rollout status");
 }

@@ -68,36 +68,102 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     (v[i] * 10.0).round() / 10.0
 }
 
-/// Writes `n` Incidents, each resolved by one Remediation, with statuses as the operator
-/// writes them (evidence, diagnosis, timeline), numbered from `from`.
+/// Evidence like the operator collects for a crash-looping `web` (two pods, their log tails,
+/// Events, a ConfigMap change): what a resolved Incident carries in status.
+fn seed_evidence(i: usize) -> Result<operator::domain::evidence::Evidence, kube::Error> {
+    let t = "2026-11-29T09:59:00Z";
+    let pods: Vec<serde_json::Value> = (0..2)
+        .map(|p| {
+            json!({"name": format!("web-7f9c{i:05}-{p}"), "phase": "Running", "ready": false, "restarts": 4 + p,
+            "waitingReason": "CrashLoopBackOff", "lastTerminationReason": "Error", "lastExitCode": 1})
+        })
+        .collect();
+    let logs: Vec<serde_json::Value> = (0..2)
+        .map(|p| json!({"pod": format!("web-7f9c{i:05}-{p}"), "container": "web", "previous": true,
+            "lines": (0..20).map(|l| format!("2026-11-29T09:58:{l:02}Z ERROR pool: cannot open connection {l}: POOL_SIZE=0, need at least 1 (request {i}-{p}-{l})")).collect::<Vec<_>>()}))
+        .collect();
+    let events: Vec<serde_json::Value> = (0..4)
+        .map(|e| {
+            json!({"reason": "BackOff", "object": format!("Pod/web-7f9c{i:05}-{}", e % 2), "type": "Warning", "count": 5 + e,
+            "message": "Back-off restarting failed container web in pod web (restarts 4)", "firstSeen": t, "lastSeen": t})
+        })
+        .collect();
+    serde_json::from_value(json!({"workload": "Deployment/web", "desiredReplicas": 2, "readyReplicas": 0, "unavailableReplicas": 2,
+        "pods": pods, "events": events, "logs": logs, "signal": "BenchAlert: 5xx above 5%", "collectedAt": t,
+        "configChanges": [{"configMap": "web-config", "key": "POOL_SIZE", "previous": "10", "current": "0", "observedAt": t, "redacted": false}]}))
+    .map_err(kube::Error::SerdeError)
+}
+
+/// Writes `n` Incidents, each resolved by one Remediation, numbered from `from`, as the operator
+/// leaves them: the Incident's status with evidence, diagnosis, timeline and the post-mortem
+/// (bounded copy, digest, and the full record in its ConfigMap, assembled by the operator's own
+/// code), the Remediation's with its snapshot, patch and verification. An operator catching up
+/// with them has nothing left to write.
 async fn seed(client: &kube::Client, from: usize, n: usize) -> Result<(), kube::Error> {
+    use operator::controllers::post_mortem::assemble;
+    use operator::crd::IncidentStatus;
+    use operator::domain::post_mortem::{POST_MORTEM_LABEL, STATUS_COPY_LIMIT};
     let incidents: Api<Incident> = Api::namespaced(client.clone(), NS);
     let remediations: Api<Remediation> = Api::namespaced(client.clone(), NS);
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), NS);
     futures::stream::iter(from..from + n)
         .map(|i| {
-            let (incidents, remediations) = (incidents.clone(), remediations.clone());
+            let (incidents, remediations, config_maps) = (incidents.clone(), remediations.clone(), config_maps.clone());
             async move {
                 let name = format!("inc-{i:05}");
+                let rname = format!("{name}-r1");
                 let inc: Incident = serde_json::from_value(json!({"apiVersion": "salve.dev/v1alpha1", "kind": "Incident", "metadata": {"name": name},
                     "spec": {"service": "web", "severity": "High", "source": {"kind": "Alertmanager", "alertName": format!("Bench{i}"), "reason": "5xx above 5%"},
                         "target": {"kind": "Deployment", "name": "web"}}}))
                 .map_err(kube::Error::SerdeError)?;
-                incidents.create(&PostParams::default(), &inc).await?;
+                let inc = incidents.create(&PostParams::default(), &inc).await?;
                 let t = "2026-11-29T10:00:00Z";
-                let status = json!({"status": {"phase": "Resolved", "attempts": 1, "remediations": [format!("{name}-r1")],
-                    "diagnosis": {"rootCauseCategory": "Config_Error", "summary": "POOL_SIZE=0 makes the pool fail at start", "confidence": 0.9, "model": "rules/v1",
-                        "promptHash": "sha256:0000", "citedEvidence": ["POOL_SIZE must be > 0"]},
-                    "timeline": [{"time": t, "phase": "Investigating", "message": "collecting evidence"}, {"time": t, "phase": "Resolved", "message": "verified"}],
-                    "conditions": [{"type": "Ready", "status": "True", "reason": "Resolved", "message": "verified", "lastTransitionTime": t}]}});
-                incidents.patch_status(&name, &PatchParams::default(), &Patch::Merge(status)).await?;
-                let rem: Remediation = serde_json::from_value(json!({"apiVersion": "salve.dev/v1alpha1", "kind": "Remediation", "metadata": {"name": format!("{name}-r1")},
-                    "spec": {"incidentRef": name, "risk": "Low", "action": {"kind": "SetConfigMapKey", "targetName": "web-config", "key": "POOL_SIZE", "value": "10"},
+                let rem: Remediation = serde_json::from_value(json!({"apiVersion": "salve.dev/v1alpha1", "kind": "Remediation",
+                    "metadata": {"name": rname, "labels": {"salve.dev/incident": name},
+                        "ownerReferences": [{"apiVersion": "salve.dev/v1alpha1", "kind": "Incident", "name": name, "uid": inc.metadata.uid, "controller": true, "blockOwnerDeletion": true}]},
+                    "spec": {"incidentRef": name, "risk": "Low", "rationale": "POOL_SIZE=0 makes the pool fail at start",
+                        "action": {"kind": "SetConfigMapKey", "targetName": "web-config", "key": "POOL_SIZE", "value": "10"},
                         "approval": {"state": "Approved", "by": "salve-operator/policy"}}}))
                 .map_err(kube::Error::SerdeError)?;
-                remediations.create(&PostParams::default(), &rem).await?;
-                let rstatus = json!({"status": {"phase": "Succeeded", "appliedAt": t, "verification": {"deadline": t, "passed": true, "message": "the alarm returned to OK"},
-                    "conditions": [{"type": "Ready", "status": "True", "reason": "Verified", "message": "verified", "lastTransitionTime": t}]}});
-                remediations.patch_status(&format!("{name}-r1"), &PatchParams::default(), &Patch::Merge(rstatus)).await?;
+                let rstatus = json!({"status": {"phase": "Succeeded", "observedGeneration": 1, "appliedAt": t, "appliedPatch": "{\"data\":{\"POOL_SIZE\":\"10\"}}",
+                    "snapshot": {"target": "ConfigMap/web-config", "resourceVersion": "7", "undoPatch": "{\"data\":{\"POOL_SIZE\":\"0\"}}", "restarts": 4, "takenAt": t, "healthyBefore": false},
+                    "verification": {"deadline": t, "passed": true, "message": "the alarm returned to OK"},
+                    "conditions": [{"type": "PolicyAllowed", "status": "True", "reason": "Allowed", "message": "set ConfigMap web-config key POOL_SIZE", "lastTransitionTime": t},
+                        {"type": "SnapshotSaved", "status": "True", "reason": "SnapshotSaved", "message": "pre-change state saved", "lastTransitionTime": t},
+                        {"type": "Ready", "status": "True", "reason": "Verified", "message": "verified", "lastTransitionTime": t}]}});
+                let mut rem = rem;
+                rem.status = serde_json::from_value(rstatus["status"].clone()).map_err(kube::Error::SerdeError)?;
+                let evidence = seed_evidence(i)?;
+                let input = operator::domain::diagnoser::DiagnosisInput { evidence: evidence.clone(), ..Default::default() };
+                let diagnosis = operator::domain::diagnosis::diagnose_with_rules(&input);
+                let category = diagnosis.root_cause_category.map(|c| c.as_str()).unwrap_or("Unknown");
+                let signature = operator::domain::signature::incident_signature(&evidence.workload, category, &["CrashLoopBackOff".into(), "Error".into(), "cm:web-config/POOL_SIZE".into()]);
+                let mut st: IncidentStatus = serde_json::from_value(json!({"phase": "Resolved", "attempts": 1, "remediations": [rname], "observedGeneration": 1,
+                    "signature": signature, "evidence": evidence, "diagnosis": diagnosis,
+                    "diagnosisInputs": operator::domain::simulation::PromptInputs::from(&input),
+                    "timeline": [{"time": t, "phase": "Investigating", "message": "collecting evidence"}, {"time": t, "phase": "Diagnosed", "message": "Config_Error: POOL_SIZE=0"},
+                        {"time": t, "phase": "Remediating", "message": format!("{rname}: set ConfigMap web-config key POOL_SIZE (auto-approved by policy)")},
+                        {"time": t, "phase": "Verifying", "message": "applied"}, {"time": t, "phase": "Resolved", "message": "verified"}],
+                    "conditions": [{"type": "PolicyAllowed", "status": "True", "reason": "Allowed", "message": "set ConfigMap web-config key POOL_SIZE", "lastTransitionTime": t},
+                        {"type": "Ready", "status": "True", "reason": "Resolved", "message": "verified", "lastTransitionTime": t}]}))
+                .map_err(kube::Error::SerdeError)?;
+                let pm = assemble(&inc, &st, std::slice::from_ref(&rem), None);
+                let full = pm.to_json();
+                let cm_name = operator::domain::names::derived_name(&name, "-postmortem");
+                let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": cm_name, "labels": {POST_MORTEM_LABEL: "true"}, "ownerReferences": [{"apiVersion": "salve.dev/v1alpha1", "kind": "Incident", "name": name, "uid": inc.metadata.uid}]},
+                    "data": {"postmortem.json": full}});
+                st.post_mortem_ref = Some(cm_name.clone());
+                st.post_mortem_digest = Some(operator::domain::signature::content_hash(&full));
+                st.post_mortem = Some(pm.bounded(STATUS_COPY_LIMIT));
+                // The Incident's status right after its creation (as before: an operator that
+                // catches an Incident in between investigates it), then its Remediation.
+                incidents.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": st}))).await?;
+                let mut bare = rem.clone();
+                bare.status = None;
+                remediations.create(&PostParams::default(), &bare).await?;
+                remediations.patch_status(&rname, &PatchParams::default(), &Patch::Merge(rstatus)).await?;
+                config_maps.patch(&cm_name, &PatchParams::apply(operator::crd::FIELD_MANAGER).force(), &Patch::Apply(&cm)).await?;
                 Ok::<(), kube::Error>(())
             }
         })
@@ -121,7 +187,8 @@ async fn spawn(cluster: &Cluster, which: &str, user: &str) -> Result<Child, Stri
         .arg(&kubeconfig)
         .args(["--namespace", NS])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        // SANDBOX_BENCH_LOG=1: the controllers' own logs on this stderr.
+        .stderr(if std::env::var_os("SANDBOX_BENCH_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| e.to_string())?;
@@ -184,6 +251,14 @@ async fn measure_controller(cluster: &Cluster, which: &str, user: &str, metric: 
     f.reconciles_per_second = (count / secs).round();
     f.rss_mib = rss_mib(child.child.id());
     let reqs: Vec<_> = cluster.fake.requests().into_iter().filter(|r| r.user == user).collect();
+    if std::env::var_os("SANDBOX_BENCH_REQUESTS").is_some() {
+        // Where the requests go: RBAC verb and resource (the API server's own view).
+        let mut by: std::collections::BTreeMap<String, usize> = Default::default();
+        for r in &reqs {
+            *by.entry(format!("{} {}", r.verb, r.resource)).or_default() += 1;
+        }
+        eprintln!("{user}: {} requests: {by:?}", reqs.len());
+    }
     f.api_requests_per_incident = ((reqs.len() as f64 / n as f64) * 100.0).round() / 100.0;
     f.watch_streams = reqs.iter().filter(|r| r.query.contains("watch=true")).count();
     let pages: Vec<String> = reqs
@@ -414,7 +489,7 @@ fn report(op: &Figures, bl: &Figures, n: usize, json: bool) {
         println!("{name:<34} {a:>12} {b:>12} {:>8}", ratio(a, b));
     }
     println!("{:<34} {:>12} {:>12}", "watch streams", op.watch_streams, bl.watch_streams);
-    println!("{:<34} {:>12} {:>12}", "largest list page", op.largest_list_page, bl.largest_list_page);
+    println!("{:<34} {:>12} {:>12}", "largest list page asked (limit=)", op.largest_list_page, bl.largest_list_page);
     println!(
         "baseline: a bare kube-rs controller on the same CRDs; alarm baseline = creating the Incident through the API; diagnosis baseline = one API round trip"
     );

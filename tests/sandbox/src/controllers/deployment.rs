@@ -44,9 +44,29 @@ pub fn template_hash(t: &PodTemplateSpec) -> String {
     if t.metadata.as_ref().is_some_and(|m| *m == ObjectMeta::default()) {
         t.metadata = None;
     }
-    let digest = Sha256::digest(serde_json::to_vec(&t).unwrap_or_default());
+    // Empty objects, lists and nulls are what defaulting and other clients' encoders (Go's
+    // `"resources": {}`, `"creationTimestamp": null`) add or drop without changing the template:
+    // they do not change the hash (a template copied back by `kubectl rollout undo` matches).
+    let value = prune(serde_json::to_value(&t).unwrap_or_default()).unwrap_or_default();
+    let digest = Sha256::digest(serde_json::to_vec(&value).unwrap_or_default());
     const SAFE: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     digest.iter().take(10).map(|b| SAFE[*b as usize % SAFE.len()] as char).collect()
+}
+
+fn prune(v: serde_json::Value) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    match v {
+        Value::Null => None,
+        Value::Object(m) => {
+            let m: serde_json::Map<String, Value> = m.into_iter().filter_map(|(k, v)| prune(v).map(|v| (k, v))).collect();
+            (!m.is_empty()).then_some(Value::Object(m))
+        }
+        Value::Array(a) => {
+            let a: Vec<Value> = a.into_iter().map(|v| prune(v).unwrap_or(Value::Null)).collect();
+            (!a.is_empty()).then_some(Value::Array(a))
+        }
+        v => Some(v),
+    }
 }
 
 fn revision(rs: &ReplicaSet) -> i64 {
@@ -137,9 +157,12 @@ async fn sync(client: &Client, events: &Recorder, d: &Deployment, scale: TimeSca
                 status: None,
             };
             let created = rs_api.create(&PostParams::default(), &rs).await?;
-            events
-                .record(&dref, false, "ScalingReplicaSet", &format!("Scaled up replica set {} from 0 to {initial}", created.name_any()))
-                .await;
+            // sync.go getNewReplicaSet: the event only when the new ReplicaSet starts with pods.
+            if initial > 0 {
+                events
+                    .record(&dref, false, "ScalingReplicaSet", &format!("Scaled up replica set {} from 0 to {initial}", created.name_any()))
+                    .await;
+            }
             sets.push(created.clone());
             created
         }

@@ -1,6 +1,8 @@
-//! ReplicaSet controller (pkg/controller/replicaset): keeps `spec.replicas` Pods that carry the
-//! template and an owner reference to the ReplicaSet; deletes surplus Pods not-ready first;
-//! reports replicas, ready and available counts in status.
+//! ReplicaSet controller (pkg/controller/replicaset): keeps `spec.replicas` active Pods that carry
+//! the template and an owner reference to the ReplicaSet; deletes surplus Pods not-ready first;
+//! reports replicas, ready and available counts in status. Pods that have terminated (Failed,
+//! e.g. `Evicted`, or Succeeded) do not count (`controller.FilterActivePods`): they are replaced
+//! and left for the pod garbage collector, as in a cluster.
 
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
@@ -9,18 +11,11 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use super::owned_by;
+use super::{active, owned_by, random_suffix};
 use crate::events::{Recorder, reference};
 
 pub fn pod_ready(p: &Pod) -> bool {
     p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-fn random_suffix() -> String {
-    let n = k8s_openapi::jiff::Timestamp::now().as_nanosecond() as u64;
-    // Pod names end in five characters from this alphabet (apimachinery's rand.String).
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..5).map(|i| ALPHABET[((n >> (i * 5)) % ALPHABET.len() as u64) as usize] as char).collect()
 }
 
 pub async fn sync_all(client: &Client, events: &Recorder) -> Result<(), kube::Error> {
@@ -40,7 +35,7 @@ async fn sync(client: &Client, events: &Recorder, rs: &ReplicaSet) -> Result<(),
         .await?
         .items
         .into_iter()
-        .filter(|p| owned_by(p.metadata.owner_references.as_ref(), &uid) && p.metadata.deletion_timestamp.is_none())
+        .filter(|p| owned_by(p.metadata.owner_references.as_ref(), &uid) && active(p))
         .collect();
     let want = rs.spec.replicas.unwrap_or(1).max(0) as usize;
     let rs_ref = reference("ReplicaSet", "apps/v1", &rs.metadata);

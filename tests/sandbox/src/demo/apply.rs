@@ -21,6 +21,9 @@ fn plural(kind: &str) -> Option<&'static str> {
         "Pod" => "pods",
         "Deployment" => "deployments",
         "ReplicaSet" => "replicasets",
+        "StatefulSet" => "statefulsets",
+        "DaemonSet" => "daemonsets",
+        "Job" => "jobs",
         _ => return None,
     })
 }

@@ -5,11 +5,15 @@
 //!   back-off (`container`)
 //! - memory limits: a container whose resident memory exceeds its limit is SIGKILLed and reported
 //!   `OOMKilled`, exit code 137
-//! - pod phase, the PodScheduled/Initialized/ContainersReady/Ready conditions, QoS class
+//! - pod phase (`restartPolicy` Never/OnFailure: Succeeded once every container exited 0, Failed
+//!   once every container has terminated and one failed), the PodScheduled/Initialized/
+//!   ContainersReady/Ready conditions, QoS class; a pod that has terminated is never run again
+//! - node pressure and eviction (`eviction`)
 //! - logs of the current and the previous instance of each container (`kubectl logs --previous`)
 
 pub mod container;
 pub mod env;
+pub mod eviction;
 pub mod probes;
 pub mod volumes;
 
@@ -75,6 +79,7 @@ pub struct Kubelet {
     pods: HashMap<String, PodRuntime>,
     http: reqwest::Client,
     scheduler_events: Recorder,
+    eviction: eviction::EvictionState,
 }
 
 impl Kubelet {
@@ -87,6 +92,7 @@ impl Kubelet {
             opts,
             pods: HashMap::new(),
             http: reqwest::Client::new(),
+            eviction: eviction::EvictionState::default(),
         }
     }
 
@@ -127,16 +133,26 @@ impl Kubelet {
                 api.patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(json!({"spec": {"nodeName": NODE}}))).await?;
             }
         }
-        for pod in pods {
+        for pod in &pods {
             let bound = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(NODE);
             if pod.metadata.deletion_timestamp.is_some() || (!bound && !self.pods.contains_key(&pod.uid().unwrap_or_default())) {
                 continue;
             }
-            if let Err(e) = self.sync_pod(&pod).await {
+            // Succeeded or Failed (completed, or evicted): never started again; whatever still
+            // runs of it is stopped.
+            if crate::controllers::terminal(pod) {
+                if let Some(rt) = self.pods.get_mut(&pod.uid().unwrap_or_default()) {
+                    for c in rt.containers.iter_mut().chain(rt.init.iter_mut()) {
+                        c.kill();
+                    }
+                }
+                continue;
+            }
+            if let Err(e) = self.sync_pod(pod).await {
                 tracing::debug!(pod = %pod.name_any(), error = %e, "pod sync failed; retried next pass");
             }
         }
-        Ok(())
+        self.manage_pressure(&pods).await
     }
 
     /// Pending: `PodScheduled=False/Unschedulable` and a FailedScheduling event from the scheduler.
