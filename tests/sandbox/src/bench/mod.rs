@@ -59,9 +59,10 @@ pub struct Figures {
     pub largest_list_page: String,
 }
 
+/// NaN (printed `n/a`, `null` in JSON) when nothing was measured: never a made-up 0.
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     if v.is_empty() {
-        return 0.0;
+        return f64::NAN;
     }
     v.sort_by(|a, b| a.total_cmp(b));
     let i = ((v.len() as f64 - 1.0) * p).round() as usize;
@@ -325,9 +326,11 @@ async fn diagnose_latency(client: &kube::Client, n: usize) -> Vec<f64> {
     }
     let mut investigating: HashMap<String, Instant> = HashMap::new();
     let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while out.len() < n && Instant::now() < deadline {
-        let Ok(Some((at, inc))) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await else { break };
+    // The operator may still be busy with the alarms' Incidents: wait for it (bounded), never
+    // stop early on a quiet moment, which would leave the figure unmeasured.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    while out.len() < n {
+        let Ok(Some((at, inc))) = tokio::time::timeout_at(deadline, rx.recv()).await else { break };
         let name = inc.metadata.name.clone().unwrap_or_default();
         let phase = inc.status.as_ref().map(|s| s.phase.as_str()).unwrap_or("Detected");
         match phase {
@@ -485,8 +488,9 @@ fn report(op: &Figures, bl: &Figures, n: usize, json: bool) {
         ("diagnosis stage p99 (ms)", op.diagnose_p99_ms, bl.diagnose_p99_ms),
         ("API requests per Incident", op.api_requests_per_incident, bl.api_requests_per_incident),
     ];
+    let shown = |x: f64| if x.is_nan() { "n/a".to_string() } else { x.to_string() };
     for (name, a, b) in rows {
-        println!("{name:<34} {a:>12} {b:>12} {:>8}", ratio(a, b));
+        println!("{name:<34} {:>12} {:>12} {:>8}", shown(a), shown(b), shown(ratio(a, b)));
     }
     println!("{:<34} {:>12} {:>12}", "watch streams", op.watch_streams, bl.watch_streams);
     println!("{:<34} {:>12} {:>12}", "largest list page asked (limit=)", op.largest_list_page, bl.largest_list_page);

@@ -35,7 +35,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use super::{active, controller_ref, owned_by, phase, random_suffix, running_and_ready, tolerates};
+use super::{active, controller_ref, list_owned, phase, random_suffix, running_and_ready, tolerates};
 use crate::controllers::deployment::template_hash;
 use crate::events::{Recorder, reference};
 
@@ -153,13 +153,7 @@ async fn sync(client: &Client, events: &Recorder, ds: &DaemonSet, nodes: &[Node]
     let hash = template_hash(&template);
     let ds_ref = reference("DaemonSet", "apps/v1", &ds.metadata);
     let pods_api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let mine: Vec<Pod> = pods_api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|p| owned_by(p.metadata.owner_references.as_ref(), &uid) && p.metadata.deletion_timestamp.is_none())
-        .collect();
+    let mine: Vec<Pod> = list_owned(&pods_api, &uid).await?.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
     let mut by_node: BTreeMap<String, Vec<Pod>> = BTreeMap::new();
     for p in mine {
         by_node.entry(target_node(&p).unwrap_or_default()).or_default().push(p);

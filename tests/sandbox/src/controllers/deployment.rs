@@ -23,7 +23,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::owned_by;
+use super::list_owned;
 use crate::clock::TimeScale;
 use crate::events::{Recorder, reference};
 
@@ -106,13 +106,7 @@ async fn sync(client: &Client, events: &Recorder, d: &Deployment, scale: TimeSca
     let spec = d.spec.clone();
     let desired = spec.replicas.unwrap_or(1);
     let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
-    let mut sets: Vec<ReplicaSet> = rs_api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|r| owned_by(r.metadata.owner_references.as_ref(), &uid))
-        .collect();
+    let mut sets: Vec<ReplicaSet> = list_owned(&rs_api, &uid).await?;
     sets.sort_by_key(revision);
     let hash = template_hash(&spec.template);
     let max_revision = sets.iter().map(revision).max().unwrap_or(0);

@@ -38,7 +38,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use super::{active, controller_ref, owned_by, phase, random_suffix, replica_set::pod_ready};
+use super::{active, controller_ref, list_owned, phase, random_suffix, replica_set::pod_ready};
 use crate::clock::TimeScale;
 use crate::events::{Recorder, reference};
 
@@ -101,13 +101,7 @@ async fn sync(client: &Client, events: &Recorder, job: &Job, scale: TimeScale) -
     let old = job.status.clone().unwrap_or_default();
     let job_ref = reference("Job", "batch/v1", &job.metadata);
     let pods_api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let pods: Vec<Pod> = pods_api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|p| owned_by(p.metadata.owner_references.as_ref(), &uid))
-        .collect();
+    let pods: Vec<Pod> = list_owned(&pods_api, &uid).await?;
     let mut actives: Vec<Pod> = pods.iter().filter(|p| active(p)).cloned().collect();
     let succeeded = pods.iter().filter(|p| phase(p) == "Succeeded").count() as i32;
     let failed = pods.iter().filter(|p| phase(p) == "Failed").count() as i32;

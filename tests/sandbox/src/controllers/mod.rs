@@ -14,10 +14,21 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Pod, Taint, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
+use kube::Resource;
+use kube::api::{Api, ListParams};
+use serde::de::DeserializeOwned;
 
 /// Objects owned (as controller) by the object with `uid`.
 pub fn owned_by(owners: Option<&Vec<OwnerReference>>, uid: &str) -> bool {
     owners.is_some_and(|o| o.iter().any(|r| r.uid == uid && r.controller == Some(true)))
+}
+
+/// Every object of `api` (one namespace) that the object with `uid` controls.
+pub async fn list_owned<K>(api: &Api<K>, uid: &str) -> Result<Vec<K>, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    Ok(api.list(&ListParams::default()).await?.items.into_iter().filter(|o| owned_by(o.meta().owner_references.as_ref(), uid)).collect())
 }
 
 /// The controller owner reference a workload controller puts on what it creates.
@@ -63,6 +74,8 @@ pub fn random_suffix() -> String {
 }
 
 /// `matchLabels` and `matchExpressions` (In, NotIn, Exists, DoesNotExist) against `labels`.
+/// Written here again on purpose (the operator has its own): the simulator must never inherit
+/// the operator's mistakes.
 pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
     let labels_ok = selector.match_labels.iter().flatten().all(|(k, v)| labels.get(k) == Some(v));
     let exprs_ok = selector.match_expressions.iter().flatten().all(|e| {

@@ -11,7 +11,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use super::{active, owned_by, random_suffix};
+use super::{active, list_owned, random_suffix};
 use crate::events::{Recorder, reference};
 
 pub fn pod_ready(p: &Pod) -> bool {
@@ -30,13 +30,7 @@ async fn sync(client: &Client, events: &Recorder, rs: &ReplicaSet) -> Result<(),
     let ns = rs.namespace().unwrap_or_default();
     let uid = rs.uid().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let mut mine: Vec<Pod> = pods
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|p| owned_by(p.metadata.owner_references.as_ref(), &uid) && active(p))
-        .collect();
+    let mut mine: Vec<Pod> = list_owned(&pods, &uid).await?.into_iter().filter(active).collect();
     let want = rs.spec.replicas.unwrap_or(1).max(0) as usize;
     let rs_ref = reference("ReplicaSet", "apps/v1", &rs.metadata);
     if mine.len() < want {

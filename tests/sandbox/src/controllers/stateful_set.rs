@@ -29,14 +29,14 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
-use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use super::{controller_ref, owned_by, running_and_ready, terminal};
+use super::{controller_ref, list_owned, running_and_ready, terminal};
 use crate::controllers::deployment::template_hash;
 use crate::events::{Recorder, reference};
 
@@ -79,13 +79,7 @@ async fn sync(client: &Client, events: &Recorder, set: &StatefulSet) -> Result<(
 
     // Revisions: the update revision is the current template's; the current revision is what
     // status says (or the update revision for a new set).
-    let mut revisions: Vec<ControllerRevision> = revs_api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|r| owned_by(r.metadata.owner_references.as_ref(), &uid))
-        .collect();
+    let mut revisions: Vec<ControllerRevision> = list_owned(&revs_api, &uid).await?;
     let update_revision = format!("{name}-{}", template_hash(&spec.template));
     if !revisions.iter().any(|r| r.name_any() == update_revision) {
         let next = revisions.iter().filter_map(|r| r.revision).max().unwrap_or(0) + 1;
@@ -126,13 +120,7 @@ async fn sync(client: &Client, events: &Recorder, set: &StatefulSet) -> Result<(
             .unwrap_or_else(|| spec.template.clone())
     };
 
-    let all: Vec<Pod> = pods_api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|p| owned_by(p.metadata.owner_references.as_ref(), &uid))
-        .collect();
+    let all: Vec<Pod> = list_owned(&pods_api, &uid).await?;
     let mut slots: Vec<Option<Pod>> = vec![None; desired];
     let mut condemned: Vec<(usize, Pod)> = Vec::new();
     for p in all {
@@ -150,16 +138,7 @@ async fn sync(client: &Client, events: &Recorder, set: &StatefulSet) -> Result<(
         if let Some(p) = slot.as_ref() {
             if terminal(p) {
                 // "StatefulSet is recreating failed Pod": deleted now, created on a later pass.
-                if pods_api.delete(&p.name_any(), &DeleteParams::default()).await.is_ok() {
-                    events
-                        .record(
-                            &set_ref,
-                            false,
-                            "SuccessfulDelete",
-                            &format!("delete Pod {} in StatefulSet {name} successful", p.name_any()),
-                        )
-                        .await;
-                }
+                delete_pod(&pods_api, events, &set_ref, &name, &p.name_any()).await;
                 *slot = None;
                 if !parallel {
                     waiting = true;
@@ -232,16 +211,7 @@ async fn sync(client: &Client, events: &Recorder, set: &StatefulSet) -> Result<(
         for i in (partition..desired).rev() {
             let Some(p) = &slots[i] else { continue };
             if revision_of(p) != Some(&update_revision) {
-                if pods_api.delete(&p.name_any(), &DeleteParams::default()).await.is_ok() {
-                    events
-                        .record(
-                            &set_ref,
-                            false,
-                            "SuccessfulDelete",
-                            &format!("delete Pod {} in StatefulSet {name} successful", p.name_any()),
-                        )
-                        .await;
-                }
+                delete_pod(&pods_api, events, &set_ref, &name, &p.name_any()).await;
                 slots[i] = None;
                 break;
             }
@@ -275,6 +245,13 @@ async fn sync(client: &Client, events: &Recorder, set: &StatefulSet) -> Result<(
         api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": new_status}))).await?;
     }
     Ok(())
+}
+
+/// Deletes one of the set's pods, with the controller's `SuccessfulDelete` event.
+async fn delete_pod(pods_api: &Api<Pod>, events: &Recorder, set_ref: &ObjectReference, set: &str, pod: &str) {
+    if pods_api.delete(pod, &DeleteParams::default()).await.is_ok() {
+        events.record(set_ref, false, "SuccessfulDelete", &format!("delete Pod {pod} in StatefulSet {set} successful")).await;
+    }
 }
 
 #[cfg(test)]
