@@ -105,22 +105,22 @@ pub fn list(
     let ls = Selector::parse(labels);
     let fs = Selector::parse(fields);
     let filtered = labels.trim().is_empty() && fields.trim().is_empty();
-    let mut rest = all.into_iter().filter(|o| start.as_deref().is_none_or(|s| key_of(o).as_str() > s)).peekable();
-    let mut items = Vec::new();
+    let accept = |o: &Value| ls.matches(|k| label(o, k)) && fs.matches(|k| field(o, k));
+    let after = match start.as_deref() {
+        Some(s) => std::ops::Bound::Excluded(s.to_string()),
+        None => std::ops::Bound::Unbounded,
+    };
+    let mut rest = all.range((after, std::ops::Bound::Unbounded)).map(|(_, o)| *o).filter(|o| accept(o));
     let limit = limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
-    while items.len() < limit {
-        let Some(o) = rest.next() else { break };
-        if ls.matches(|k| label(&o, k)) && fs.matches(|k| field(&o, k)) {
-            items.push(o);
-        }
-    }
+    // Only the page is copied; what is left is counted.
+    let items: Vec<Value> = rest.by_ref().take(limit).cloned().collect();
+    let left = rest.count();
     // More only if something that matches is left (the real server may hand out a token that
     // leads to an empty page; clients cope with both).
-    let left: Vec<Value> = rest.filter(|o| ls.matches(|k| label(o, k)) && fs.matches(|k| field(o, k))).collect();
-    let continue_token = match (left.is_empty(), items.last()) {
+    let continue_token = match (left == 0, items.last()) {
         (false, Some(last)) => Some(encode(rv, &key_of(last))),
         _ => None,
     };
-    let remaining = (continue_token.is_some() && filtered).then_some(left.len());
+    let remaining = (continue_token.is_some() && filtered).then_some(left);
     Ok(Page { items, resource_version: rv, continue_token, remaining })
 }

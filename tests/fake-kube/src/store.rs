@@ -202,27 +202,33 @@ impl Store {
     /// The objects of one type (and namespace) as they were at `rv`, in storage-key order
     /// (namespace, then name), rebuilt from the watch history by undoing every later change;
     /// `None` when the history no longer reaches back to `rv` (it was compacted).
-    pub fn snapshot(&self, rt: &ResourceType, ns: Option<&str>, rv: u64) -> Option<Vec<Value>> {
+    /// The objects of one type as they were at `rv` (`None` once compacted), by reference and in
+    /// the order of their `namespace/name` key: the current objects with every later change
+    /// undone from the history. Nothing is copied, so a page costs what it returns, not the
+    /// size of the whole list (the lock is held meanwhile).
+    pub fn snapshot(&self, rt: &ResourceType, ns: Option<&str>, rv: u64) -> Option<BTreeMap<String, &Value>> {
         if rv < self.oldest_watchable_rv || rv > self.rv {
             return None;
         }
-        let mut state: BTreeMap<(String, String), Value> = self
+        let mut state: BTreeMap<String, &Value> = self
             .objects
             .iter()
             .filter(|(k, _)| k.group == rt.group && k.plural == rt.plural && ns.is_none_or(|n| k.namespace == n))
-            .map(|(k, v)| ((k.namespace.clone(), k.name.clone()), v.clone()))
+            .map(|(k, v)| (format!("{}/{}", k.namespace, k.name), v))
             .collect();
+        // Newest first, so the oldest change after `rv` decides (its `prev` is the state at `rv`).
         for e in self.history.iter().rev().take_while(|e| e.rv > rv) {
             if e.group != rt.group || e.plural != rt.plural || ns.is_some_and(|n| e.namespace != n) {
                 continue;
             }
-            let name = e.object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+            let name = e.object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+            let key = format!("{}/{name}", e.namespace);
             match &e.prev {
-                Some(p) => state.insert((e.namespace.clone(), name), p.clone()),
-                None => state.remove(&(e.namespace.clone(), name)),
+                Some(p) => state.insert(key, p),
+                None => state.remove(&key),
             };
         }
-        Some(state.into_values().collect())
+        Some(state)
     }
 
     pub fn matches(labels: &str, fields: &str, obj: &Value) -> bool {
