@@ -50,16 +50,23 @@ fn kinds(r: &Receiver) -> Vec<String> {
     r.seen.lock().expect("lock").iter().map(|(_, v)| v["notification"]["kind"].as_str().unwrap_or_default().to_string()).collect()
 }
 
+/// Every action waits for a person; notifications go to the signed webhook at `url` (its URL
+/// and secret in files under `dir`, as mounted from a Secret).
+fn webhook_args(url: &str, dir: &std::path::Path) -> operator::config::RunArgs {
+    std::fs::write(dir.join("url"), url).expect("url");
+    std::fs::write(dir.join("secret"), "hook-secret\n").expect("secret");
+    let mut a = args("replica-a");
+    a.max_auto_approve_risk = "None".into();
+    a.notify.notify_webhook_url_file = Some(dir.join("url"));
+    a.notify.notify_webhook_secret_file = Some(dir.join("secret"));
+    a
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approvals_and_outcomes_are_notified_once_signed_and_retried() {
     let (rx, url) = receiver(2).await;
     let dir = tempfile::tempdir().expect("tmp");
-    std::fs::write(dir.path().join("url"), &url).expect("url");
-    std::fs::write(dir.path().join("secret"), "hook-secret\n").expect("secret");
-    let mut a = args("replica-a");
-    a.max_auto_approve_risk = "None".into();
-    a.notify.notify_webhook_url_file = Some(dir.path().join("url"));
-    a.notify.notify_webhook_secret_file = Some(dir.path().join("secret"));
+    let mut a = webhook_args(&url, dir.path());
     a.notify.notify_initial_backoff_ms = 50;
     let env = env().await;
     broken_config_setup(&env, json!({})).await;
@@ -111,12 +118,7 @@ fn sample(metrics: &str, series: &str) -> f64 {
 async fn a_receiver_that_keeps_failing_shows_as_a_condition_and_a_metric_until_a_delivery_succeeds() {
     let (rx, url) = receiver(u32::MAX).await;
     let dir = tempfile::tempdir().expect("tmp");
-    std::fs::write(dir.path().join("url"), &url).expect("url");
-    std::fs::write(dir.path().join("secret"), "hook-secret\n").expect("secret");
-    let mut a = args("replica-a");
-    a.max_auto_approve_risk = "None".into();
-    a.notify.notify_webhook_url_file = Some(dir.path().join("url"));
-    a.notify.notify_webhook_secret_file = Some(dir.path().join("secret"));
+    let mut a = webhook_args(&url, dir.path());
     a.notify.notify_max_attempts = 2;
     a.notify.notify_initial_backoff_ms = 50;
     let env = env().await;

@@ -5,9 +5,8 @@
 //! `PodScheduled=False/Unschedulable` and a `FailedScheduling` event worded as kube-scheduler
 //! words it ("0/1 nodes are available: 1 Insufficient memory. preemption: ...").
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodSpec};
+use kube::ResourceExt;
 
 use operator::domain::quantity::parse_bytes;
 
@@ -33,10 +32,10 @@ fn requests(p: &Pod) -> (u64, u64) {
     (cpu, mem)
 }
 
-/// `Ok(())` to bind, `Err(message)` for the FailedScheduling event.
-pub fn schedule(pod: &Pod, node: &Node, bound: &[Pod]) -> Result<(), String> {
-    let spec = pod.spec.clone().unwrap_or_default();
-    let labels: BTreeMap<String, String> = node.metadata.labels.clone().unwrap_or_default();
+/// The pod's `nodeSelector` and required node affinity accept the node (the scheduler's
+/// NodeAffinity filter; the DaemonSet controller asks the same question).
+pub fn node_selected(spec: &PodSpec, node: &Node) -> bool {
+    let labels = node.metadata.labels.clone().unwrap_or_default();
     let terms = spec
         .affinity
         .as_ref()
@@ -44,9 +43,35 @@ pub fn schedule(pod: &Pod, node: &Node, bound: &[Pod]) -> Result<(), String> {
         .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
         .map(|s| s.node_selector_terms.clone())
         .unwrap_or_default();
-    let reason = if spec.node_selector.iter().flatten().any(|(k, v)| labels.get(k) != Some(v))
-        || !crate::controllers::daemon_set::node_selector_terms_match(&terms, node)
-    {
+    spec.node_selector.iter().flatten().all(|(k, v)| labels.get(k) == Some(v)) && node_selector_terms_match(&terms, node)
+}
+
+/// Does a required node-selector term list match the node (labels via matchExpressions,
+/// `metadata.name` via matchFields)?
+pub fn node_selector_terms_match(terms: &[NodeSelectorTerm], node: &Node) -> bool {
+    let labels = node.metadata.labels.clone().unwrap_or_default();
+    let name = node.name_any();
+    let req_ok = |r: &NodeSelectorRequirement, value: Option<&String>| {
+        let values = r.values.clone().unwrap_or_default();
+        match r.operator.as_str() {
+            "In" => value.is_some_and(|v| values.contains(v)),
+            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            _ => false,
+        }
+    };
+    terms.is_empty()
+        || terms.iter().any(|t| {
+            t.match_expressions.iter().flatten().all(|r| req_ok(r, labels.get(&r.key)))
+                && t.match_fields.iter().flatten().all(|r| r.key == "metadata.name" && req_ok(r, Some(&name)))
+        })
+}
+
+/// `Ok(())` to bind, `Err(message)` for the FailedScheduling event.
+pub fn schedule(pod: &Pod, node: &Node, bound: &[Pod]) -> Result<(), String> {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let reason = if !node_selected(&spec, node) {
         Some(("1 node(s) didn't match Pod's node affinity/selector", "Preemption is not helpful for scheduling"))
     } else if let Some(t) = node.spec.iter().flat_map(|s| s.taints.iter().flatten()).find(|t| {
         (t.effect == "NoSchedule" || t.effect == "NoExecute")

@@ -78,40 +78,9 @@ pub fn daemon_tolerations(spec: &PodSpec) -> Vec<Toleration> {
     t
 }
 
-/// Does a required node-selector term list match the node (labels via matchExpressions,
-/// `metadata.name` via matchFields)?
-pub fn node_selector_terms_match(terms: &[NodeSelectorTerm], node: &Node) -> bool {
-    let labels = node.metadata.labels.clone().unwrap_or_default();
-    let name = node.name_any();
-    let req_ok = |r: &NodeSelectorRequirement, value: Option<&String>| {
-        let values = r.values.clone().unwrap_or_default();
-        match r.operator.as_str() {
-            "In" => value.is_some_and(|v| values.contains(v)),
-            "NotIn" => value.is_none_or(|v| !values.contains(v)),
-            "Exists" => value.is_some(),
-            "DoesNotExist" => value.is_none(),
-            _ => false,
-        }
-    };
-    terms.is_empty()
-        || terms.iter().any(|t| {
-            t.match_expressions.iter().flatten().all(|r| req_ok(r, labels.get(&r.key)))
-                && t.match_fields.iter().flatten().all(|r| r.key == "metadata.name" && req_ok(r, Some(&name)))
-        })
-}
-
 /// `(shouldRun, shouldContinueRunning)` of NodeShouldRunDaemonPod.
 pub fn should_run(spec: &PodSpec, node: &Node) -> (bool, bool) {
-    let labels = node.metadata.labels.clone().unwrap_or_default();
-    let selector_ok = spec.node_selector.iter().flatten().all(|(k, v)| labels.get(k) == Some(v));
-    let terms = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
-        .map(|s| s.node_selector_terms.clone())
-        .unwrap_or_default();
-    if !selector_ok || !node_selector_terms_match(&terms, node) {
+    if !crate::scheduler::node_selected(spec, node) {
         return (false, false);
     }
     let tolerations = daemon_tolerations(spec);
