@@ -146,12 +146,26 @@ async fn traceparent_travels_through_sqs_both_ways() {
         .unwrap();
     let id = response.json::<Value>().await.unwrap()["order_id"].as_str().unwrap().to_string();
     assert_eq!(client.settled(&id, SETTLE).await.unwrap()["status"], "CONFIRMED");
+    // The order is CONFIRMED in the database a moment before the line that says so reaches the
+    // captured output of the process, so each log is read until the line is there (bounded).
     // HTTP -> OMS -> SQS -> IMS: the reservation is logged under the caller's trace ...
-    let ims_log = shop.ims.log();
+    let ims_log = logged(&shop.ims, "stock reserved", trace_id).await;
     assert!(ims_log.lines().any(|l| l.contains("stock reserved") && l.contains(trace_id)), "IMS log:\n{ims_log}");
     // ... and IMS -> SQS -> OMS: so is the confirmation.
-    let oms_log = shop.oms.log();
+    let oms_log = logged(&shop.oms, "inventory answer applied", trace_id).await;
     assert!(oms_log.lines().any(|l| l.contains("inventory answer applied") && l.contains(trace_id)), "OMS log:\n{oms_log}");
+}
+
+/// The process's log once a line with `what` and `trace_id` is in it (or after 10 s).
+async fn logged(process: &shop_tests::processes::ServiceProcess, what: &str, trace_id: &str) -> String {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = process.log();
+        if text.lines().any(|l| l.contains(what) && l.contains(trace_id)) || tokio::time::Instant::now() > deadline {
+            return text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 async fn dlq_depth(client: &aws_sdk_sqs::Client, queue: &str) -> i64 {
