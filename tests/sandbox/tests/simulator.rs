@@ -107,6 +107,8 @@ async fn a_rolling_update_never_drops_below_the_desired_replicas_and_keeps_the_o
             && s.updated_replicas == Some(3)
             && s.available_replicas == Some(3)
             && s.replicas == Some(3)
+            // The controller reports the finished rollout in a later sync than the counts.
+            && s.conditions.iter().flatten().any(|c| c.type_.as_deref() == Some("Progressing") && c.reason.as_deref() == Some("NewReplicaSetAvailable"))
         {
             break;
         }
