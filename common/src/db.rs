@@ -86,6 +86,11 @@ where
 
 /// At most this many units of work share one commit.
 const MAX_BATCH: usize = 256;
+/// The writer checkpoints the WAL after this many group commits (about a thousand pages at full
+/// load, SQLite's own default). SQLite's automatic checkpoint would run inside the COMMIT that
+/// crosses its threshold, so that batch's callers would wait for it; this one runs after they
+/// have their answers.
+const CHECKPOINT_AFTER_BATCHES: usize = 64;
 /// Compiled statements kept per connection.
 const STATEMENT_CACHE: usize = 128;
 
@@ -104,6 +109,8 @@ impl Db {
             std::fs::create_dir_all(dir).map_err(|e| DbError::Task(format!("cannot create {}: {e}", dir.display())))?;
         }
         let writer = open_connection(path)?;
+        // The writer checkpoints itself, after answering its callers (see `write_loop`).
+        writer.execute_batch("PRAGMA wal_autocheckpoint=0;")?;
         writer.execute_batch(schema)?;
         let (jobs, queue) = std::sync::mpsc::channel::<Box<dyn WriteJob>>();
         std::thread::Builder::new()
@@ -224,10 +231,19 @@ where
 }
 
 /// The writer thread: takes what is queued (up to MAX_BATCH), runs each unit in a savepoint
-/// of one IMMEDIATE transaction, commits, then answers every caller. Ends when every `Db`
-/// handle is gone.
+/// of one IMMEDIATE transaction, commits, then answers every caller. Checkpoints only after
+/// the answers are out (see [`CHECKPOINT_AFTER_BATCHES`]). Ends when every `Db` handle is gone.
 fn write_loop(conn: Connection, queue: std::sync::mpsc::Receiver<Box<dyn WriteJob>>) {
-    while let Ok(first) = queue.recv() {
+    let mut waiting = None;
+    let mut batches_since_checkpoint = 0;
+    loop {
+        let first = match waiting.take() {
+            Some(job) => job,
+            None => match queue.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
@@ -243,6 +259,28 @@ fn write_loop(conn: Connection, queue: std::sync::mpsc::Receiver<Box<dyn WriteJo
         for job in batch {
             job.deliver(error.as_ref());
         }
+        batches_since_checkpoint += 1;
+        if batches_since_checkpoint >= CHECKPOINT_AFTER_BATCHES {
+            // While callers wait, commit first; but never put it off for long, so the WAL
+            // stays bounded even when the queue is never empty.
+            if let Ok(job) = queue.try_recv() {
+                waiting = Some(job);
+                if batches_since_checkpoint < 4 * CHECKPOINT_AFTER_BATCHES {
+                    continue;
+                }
+            }
+            checkpoint(&conn);
+            batches_since_checkpoint = 0;
+        }
+    }
+}
+
+/// Copies committed WAL frames into the database file. PASSIVE: it never waits for readers,
+/// copying what they no longer need. What it copies is already durable in the WAL, so this is
+/// housekeeping, not part of any commit.
+fn checkpoint(conn: &Connection) {
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries");
     }
 }
 
@@ -274,7 +312,11 @@ fn open_connection(path: &Path) -> Result<Connection, DbError> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     // FULL, not NORMAL: in WAL mode NORMAL skips the fsync at COMMIT, so a power loss or kernel
     // crash could drop acknowledged orders. See the module comment for what this costs.
-    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+    // temp_store=MEMORY keeps each unit's savepoint journal in memory: by default it spills
+    // to a temp file once it outgrows 64 KiB, and a batch's units did, so every group commit
+    // created, wrote and deleted temp files. That journal only serves to roll back a unit
+    // inside the open transaction, so memory is enough; durability is the WAL's business.
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;")?;
     // Room for every statement the stores and the messaging tables use (the default is 16).
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)

@@ -111,6 +111,10 @@ pub struct RunArgs {
     /// Failed or rejected remediations before an incident escalates.
     #[arg(long, env = "SALVE_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: u32,
+    /// Reconciles each controller runs at once (never two for the same object). Bounded so that
+    /// catching up with thousands of objects after a restart does not hold them all in flight.
+    #[arg(long, env = "SALVE_MAX_CONCURRENT_RECONCILES", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_reconciles: u16,
     /// How long a workload must stay settled (all replicas ready, no container restarted)
     /// after a change before its health counts as the fix, seconds.
     #[arg(long, env = "SALVE_VERIFY_STABILITY_SECONDS", default_value_t = 60)]
@@ -185,6 +189,7 @@ impl RunArgs {
     pub fn controller_settings(&self) -> crate::controllers::context::ControllerSettings {
         crate::controllers::context::ControllerSettings {
             max_attempts: self.max_attempts,
+            max_concurrent_reconciles: self.max_concurrent_reconciles,
             verify_window_seconds: self.verify_window_seconds,
             verify_poll: self.verify_poll(),
             verify_stability: Duration::from_secs(self.verify_stability_seconds),

@@ -241,9 +241,24 @@ pub async fn run_with_readiness(
             })
         };
         let rem = tokio::spawn(remediation::run(ctx.clone(), term.clone(), rem_store.clone(), for_remediations));
+        // The Incident controller's cache (stripped) also serves the metrics and the notifier.
+        let (inc_store, inc_writer) = reflector::store::<cache::CachedIncident>();
         // Only the leader exports incident counts, read from its controller's cache.
+        let phases = inc_store.clone();
+        ctx.metrics.set_phase_source(Some(Box::new(move || {
+            phases
+                .state()
+                .iter()
+                .filter_map(|g| g.0.as_ref().ok())
+                .map(|i| i.status.as_ref().map(|s| s.phase).unwrap_or_default())
+                .collect()
+        })));
+        let notifier = notifications.clone().map(|channels| {
+            let caches = (inc_store.clone(), rem_store.clone());
+            tokio::spawn(crate::notify::run(ctx.client.clone(), channels, ctx.recorder.clone(), ctx.metrics.clone(), caches, term.clone()))
+        });
         let inc = tokio::spawn({
-            let (ctx, term, metrics) = (ctx.clone(), term.clone(), ctx.metrics.clone());
+            let (ctx, term) = (ctx.clone(), term.clone());
             async move {
                 // Terminal Incidents are judged against the Remediation cache: the Incident
                 // controller starts once it holds the first list (or after a while without).
@@ -259,21 +274,8 @@ pub async fn run_with_readiness(
                         });
                     }
                 }
-                incident::run(ctx, term, for_incidents, move |store| {
-                    metrics.set_phase_source(Some(Box::new(move || {
-                        store
-                            .state()
-                            .iter()
-                            .filter_map(|g| g.0.as_ref().ok())
-                            .map(|i| i.status.as_ref().map(|s| s.phase).unwrap_or_default())
-                            .collect()
-                    })))
-                })
-                .await
+                incident::run(ctx, term, for_incidents, (inc_store, inc_writer)).await
             }
-        });
-        let notifier = notifications.clone().map(|channels| {
-            tokio::spawn(crate::notify::run(ctx.client.clone(), channels, ctx.recorder.clone(), ctx.metrics.clone(), term.clone()))
         });
         tokio::select! {
             _ = leading.wait_for(|l| !*l) => tracing::warn!("lost leadership: stopping controllers"),

@@ -103,7 +103,7 @@ pub async fn post_mortem(cluster: &Cluster, incident: &Incident) -> Result<Found
     };
     match status.post_mortem {
         Some(record) => Ok(FoundPostMortem {
-            record,
+            record: *record,
             location: format!("incident {ns}/{name} .status.postMortem (bounded copy)"),
             fallback_reason: Some(fallback_reason),
         }),

@@ -82,6 +82,7 @@ macro_rules! product_columns {
 }
 const SELECT_PRODUCT: &str =
     concat!("SELECT ", product_columns!(), ", i.quantity FROM products p JOIN inventory i ON i.sku = p.sku WHERE p.sku = ?1");
+const SELECT_PRODUCT_ONLY: &str = concat!("SELECT ", product_columns!(), " FROM products p WHERE p.sku = ?1");
 const LIST_PRODUCTS: &str =
     concat!("SELECT ", product_columns!(), " FROM products p WHERE (?1 IS NULL OR p.sku > ?1) ORDER BY p.sku LIMIT ?2");
 const SELECT_ITEM: &str = "SELECT sku, quantity, updated_at FROM inventory WHERE sku = ?1";
@@ -147,6 +148,24 @@ impl InventoryStore for SqliteInventoryStore {
                 c.prepare_cached(SELECT_PRODUCT)
                     .and_then(|mut s| s.query_row([sku], |r| Ok((row_to_product(r)?, r.get(7)?))).optional())
                     .map_err(sql)
+            })
+            .await
+    }
+
+    async fn products_by_sku(&self, skus: &[String]) -> Result<HashMap<String, Product>, StoreError> {
+        let skus = skus.to_vec();
+        // One call for all the lines: one pooled connection and one compiled statement, not a
+        // round trip through the pool per line.
+        self.db
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(SELECT_PRODUCT_ONLY).map_err(sql)?;
+                let mut found = HashMap::new();
+                for sku in skus {
+                    if let Some(p) = stmt.query_row([&sku], row_to_product).optional().map_err(sql)? {
+                        found.insert(sku, p);
+                    }
+                }
+                Ok(found)
             })
             .await
     }

@@ -57,6 +57,17 @@ pub trait InventoryStore: Send + Sync + 'static {
     /// Creates the product and its stock row at 0.
     async fn insert_product(&self, product: &Product) -> Result<(), StoreError>;
     async fn product(&self, sku: &str) -> Result<Option<(Product, i64)>, StoreError>;
+    /// The products with these SKUs (unknown ones are left out): the catalog lookup for one
+    /// order's lines. Stores that can should answer in one read.
+    async fn products_by_sku(&self, skus: &[String]) -> Result<HashMap<String, Product>, StoreError> {
+        let mut found = HashMap::new();
+        for sku in skus {
+            if let Some((product, _)) = self.product(sku).await? {
+                found.insert(sku.clone(), product);
+            }
+        }
+        Ok(found)
+    }
     /// By SKU, ascending, after `after` (exclusive).
     async fn list_products(&self, limit: u32, after: Option<String>) -> Result<ProductPage, StoreError>;
     async fn inventory(&self, sku: &str) -> Result<Option<InventoryItem>, StoreError>;

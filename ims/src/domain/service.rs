@@ -1,6 +1,6 @@
 //! The inventory use cases.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use salve_common::messages::MessageItem;
@@ -51,6 +51,11 @@ impl InventoryService {
     pub async fn product(&self, sku: &str) -> Result<ProductWithInventory, InventoryError> {
         let (product, quantity) = self.store.product(sku).await?.ok_or_else(|| InventoryError::NotFound(format!("product {sku}")))?;
         Ok(ProductWithInventory { product, quantity })
+    }
+
+    /// Name and price of each known SKU, for pricing an order; unknown SKUs are left out.
+    pub async fn products(&self, skus: &[String]) -> Result<HashMap<String, Product>, InventoryError> {
+        Ok(self.store.products_by_sku(skus).await?)
     }
 
     pub async fn list_products(&self, limit: u32, after: Option<String>) -> Result<ProductPage, InventoryError> {

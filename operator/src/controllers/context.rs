@@ -22,6 +22,8 @@ use crate::metrics::Metrics;
 pub struct ControllerSettings {
     /// Failed or rejected remediations before an incident escalates.
     pub max_attempts: u32,
+    /// Reconciles a controller runs at once.
+    pub max_concurrent_reconciles: u16,
     /// Verification window written into new Remediations.
     pub verify_window_seconds: u32,
     /// How often a verifying remediation re-checks its signal.

@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::api::PostParams;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use tokio_util::sync::CancellationToken;
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::cache;
 /// The Incidents this controller has seen (stripped), for the by-phase gauge.
 pub use super::cache::IncidentStore;
+use super::cached_incident::CachedIncident;
 use super::context::Context;
 use super::post_mortem::{ARCHIVE_RETRY, recorded_in_step, sync_post_mortem};
 use super::stalled;
@@ -92,15 +94,17 @@ impl Error {
 /// The controller's entry. Its cache holds stripped Incidents (see `cache`), enough to see that
 /// a terminal Incident has nothing left to do (its post-mortem and notification condition in
 /// step): that costs no request. Anything else is reconciled on the full Incident, read now.
-pub async fn reconcile_cached(cached: Arc<DeserializeGuard<Incident>>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let inc = match &cached.0 {
-        Ok(inc) => inc,
-        Err(_) => return reconcile(cached, ctx).await,
-    };
-    if terminal_in_step(inc, &ctx) {
+pub async fn reconcile_cached(cached: Arc<CachedIncident>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if cached.0.as_ref().is_ok_and(|inc| terminal_in_step(inc, &ctx)) {
         ctx.metrics.reconciles.with_label_values(&[CONTROLLER]).inc();
         return Ok(Action::await_change());
     }
+    // The full reconcile is a future of tens of KiB; boxed, a task that ends above stays small.
+    Box::pin(read_and_reconcile(cached, ctx)).await
+}
+
+async fn read_and_reconcile(cached: Arc<CachedIncident>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let Ok(inc) = &cached.0 else { return reconcile(Arc::new(cached.guard().clone()), ctx).await };
     let api = Api::<DeserializeGuard<Incident>>::namespaced(ctx.client.clone(), &inc.namespace().unwrap_or_default());
     match api.get_opt(&inc.name_any()).await.map_err(Error::ReadIncident)? {
         Some(full) => reconcile(Arc::new(full), ctx).await,
@@ -353,8 +357,8 @@ fn record_investigation(i: &Investigation, st: &mut IncidentStatus, pending: &mu
         .collect();
     st.signature = Some(incident_signature(&ev.workload, category, &markers));
     st.diagnosis_inputs = Some(PromptInputs::from(&i.input));
-    st.evidence = Some(ev.clone());
-    st.diagnosis = Some(i.diagnosis.clone());
+    st.evidence = Some(Box::new(ev.clone()));
+    st.diagnosis = Some(Box::new(i.diagnosis.clone()));
     if let Some(call) = llm_call(&i.diagnosis) {
         st.llm_usage.get_or_insert_default().record(&call);
     }
@@ -530,29 +534,26 @@ async fn follow_remediation(ns: &str, st: &mut IncidentStatus, ctx: &Context) ->
     Ok(after_remediation(st.phase, st.attempts, ctx.settings.max_attempts, &report))
 }
 
-pub fn error_policy(_obj: Arc<DeserializeGuard<Incident>>, err: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(_obj: Arc<CachedIncident>, err: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.failures.with_label_values(&[CONTROLLER]).inc();
     tracing::warn!(error = %err, "incident reconcile failed");
     Action::requeue(Duration::from_secs(2))
 }
 
-/// Runs the controller until `shutdown`; `on_store` receives its cache once it exists.
+/// Runs the controller until `shutdown`, filling `cached` (a store and its writer) from its watch.
 /// `remediations` are the shared Remediation watch's changes: each wakes its Incident.
 pub async fn run(
     ctx: Arc<Context>,
     shutdown: CancellationToken,
     remediations: impl futures::Stream<Item = Arc<DeserializeGuard<Remediation>>> + Send + 'static,
-    on_store: impl FnOnce(IncidentStore),
+    cached: (IncidentStore, Writer<CachedIncident>),
 ) {
-    use kube::runtime::{WatchStreamExt, reflector};
-    let (store, writer) = reflector::store();
-    let incidents = watcher(Api::<DeserializeGuard<Incident>>::all(ctx.client.clone()), cache::watch_config())
-        .default_backoff()
-        .modify(cache::strip_incident)
-        .reflect(writer)
-        .applied_objects();
-    on_store(store.clone());
+    use kube::runtime::WatchStreamExt;
+    let (store, writer) = cached;
+    let incidents =
+        watcher(Api::<CachedIncident>::all(ctx.client.clone()), cache::watch_config()).default_backoff().reflect(writer).applied_objects();
     Controller::for_stream(incidents, store)
+        .with_config(cache::controller_config(ctx.settings.max_concurrent_reconciles))
         .owns_shared_stream(remediations)
         .graceful_shutdown_on(async move { shutdown.cancelled().await })
         .run(reconcile_cached, error_policy, ctx)

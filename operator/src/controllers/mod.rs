@@ -2,6 +2,7 @@
 //! detection to resolution, the Remediation controller applies, verifies and undoes one fix.
 
 pub mod cache;
+pub mod cached_incident;
 pub mod context;
 pub mod incident;
 pub mod post_mortem;

@@ -59,13 +59,13 @@ pub fn assemble(incident: &Incident, status: &IncidentStatus, remediations: &[Re
         root_cause_category: status.diagnosis.as_ref().and_then(|d| d.root_cause_category),
         remediation_action: ordered,
         human_feedback_score: feedback_score.filter(|s| (1..=5).contains(s)),
-        simulation_context: SimulationContext {
-            evidence: status.evidence.clone(),
+        simulation_context: Box::new(SimulationContext {
+            evidence: status.evidence.as_deref().cloned(),
             feedback: inputs.feedback,
             excluded_actions: inputs.excluded_actions,
             action_limits: inputs.action_limits,
-            recorded_diagnosis: status.diagnosis.clone(),
-        },
+            recorded_diagnosis: status.diagnosis.as_deref().cloned(),
+        }),
         llm_usage: status.llm_usage.clone().unwrap_or_default(),
         timeline: status.timeline.clone(),
         truncated: Vec::new(),
@@ -149,7 +149,7 @@ pub async fn sync_post_mortem(inc: &Incident, ns: &str, st: &mut IncidentStatus,
     let mut out = PostMortemSync::default();
     if st.post_mortem_digest.as_deref() != Some(digest.as_str()) || st.post_mortem_ref.is_none() {
         st.post_mortem_ref = Some(write_post_mortem_config_map(inc, ns, &full, ctx).await?);
-        st.post_mortem = Some(pm.bounded(STATUS_COPY_LIMIT));
+        st.post_mortem = Some(Box::new(pm.bounded(STATUS_COPY_LIMIT)));
         st.post_mortem_digest = Some(digest.clone());
         out.status_changed = true;
     }
@@ -308,8 +308,8 @@ mod tests {
         IncidentStatus {
             phase: IncidentPhase::Resolved,
             signature: Some("sha256:abc".into()),
-            evidence: Some(ev),
-            diagnosis: Some(diagnosis),
+            evidence: Some(Box::new(ev)),
+            diagnosis: Some(Box::new(diagnosis)),
             diagnosis_inputs: Some(PromptInputs::from(&input)),
             remediations: vec!["oms-5xx-r1".into(), "oms-5xx-r2".into()],
             timeline: vec![TimelineEntry { time: "2026-01-01T00:05:00Z".into(), phase: IncidentPhase::Resolved, message: "ok".into() }],
@@ -412,5 +412,42 @@ mod tests {
         let b = pm.bounded(4096);
         assert!(b.serialized_len() <= 4096, "{} bytes", b.serialized_len());
         assert!(b.truncated.contains(&"simulation_context.evidence".to_string()));
+    }
+
+    #[test]
+    fn the_cached_incident_is_in_step_exactly_when_the_full_one_is() {
+        use crate::controllers::cache::strip_remediation;
+        use crate::controllers::cached_incident::CachedIncident;
+        use kube::core::DeserializeGuard;
+        let mut inc = incident();
+        inc.metadata.creation_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time("2026-01-01T00:00:00Z".parse().expect("time")));
+        let rems = [remediation("oms-5xx-r1", RemediationPhase::Failed), remediation("oms-5xx-r2", RemediationPhase::Succeeded)];
+        let mut st = resolved_status(evidence(3));
+        let pm = assemble(&inc, &st, &rems, None);
+        st.post_mortem_digest = Some(content_hash(&pm.to_json()));
+        st.post_mortem_ref = Some("oms-5xx-postmortem".into());
+        st.post_mortem = Some(Box::new(pm.bounded(STATUS_COPY_LIMIT)));
+        inc.status = Some(st);
+        // What the controller's cache holds of the same objects.
+        let cached = |inc: &Incident| -> Incident {
+            let c: CachedIncident = serde_json::from_value(serde_json::to_value(inc).expect("json")).expect("cached");
+            c.guard().0.clone().expect("parses")
+        };
+        let cached_rems: Vec<Remediation> = rems
+            .iter()
+            .map(|r| {
+                let mut g = DeserializeGuard(Ok(r.clone()));
+                strip_remediation(&mut g);
+                g.0.expect("parses")
+            })
+            .collect();
+        let in_step = |inc: &Incident, rems: &[Remediation]| recorded_in_step(inc, inc.status.as_ref().expect("status"), rems, false);
+        let c = cached(&inc);
+        assert!(c.status.as_ref().is_some_and(|s| s.evidence.is_none() && s.timeline.is_empty()), "the cache skips the bulk");
+        assert!(in_step(&inc, &rems) && in_step(&c, &cached_rems), "recorded: nothing to do, from either copy");
+        // A person scores the incident: the record is out of step, and the cache sees it too.
+        inc.metadata.annotations = Some([(FEEDBACK_SCORE_ANNOTATION.to_string(), "4".to_string())].into());
+        assert!(!in_step(&inc, &rems) && !in_step(&cached(&inc), &cached_rems));
     }
 }

@@ -72,6 +72,8 @@ fn deployment() -> String {
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
+// The bulky members are boxed: an Incident's size in memory is paid by every cached copy (the
+// controller caches all of them), most of which do not hold those members.
 pub struct IncidentStatus {
     #[serde(default)]
     pub phase: IncidentPhase,
@@ -83,9 +85,9 @@ pub struct IncidentStatus {
     pub signature: Option<String>,
     /// Bounded, redacted evidence used for the latest diagnosis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub evidence: Option<Evidence>,
+    pub evidence: Option<Box<Evidence>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub diagnosis: Option<Diagnosis>,
+    pub diagnosis: Option<Box<Diagnosis>>,
     /// Names of the Remediations this incident created, oldest first.
     #[serde(default)]
     pub remediations: Vec<String>,
@@ -110,7 +112,7 @@ pub struct IncidentStatus {
     /// the ConfigMap `postMortemRef` and, when configured, in S3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "post_mortem_schema")]
-    pub post_mortem: Option<PostMortem>,
+    pub post_mortem: Option<Box<PostMortem>>,
     /// Content hash of the full post-mortem last written to the ConfigMap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_mortem_digest: Option<String>,

@@ -47,7 +47,8 @@ pub struct PostMortem {
     pub remediation_action: Vec<AppliedRemediation>,
     /// 1-5, set later by a person (annotation `salve.dev/feedback-score`); `null` until then.
     pub human_feedback_score: Option<u8>,
-    pub simulation_context: SimulationContext,
+    /// Boxed: most copies in memory (the controller's cache) have it emptied.
+    pub simulation_context: Box<SimulationContext>,
     /// Model calls, tokens and estimated cost across all diagnosis attempts.
     pub llm_usage: LlmUsage,
     pub timeline: Vec<TimelineEntry>,

@@ -1,10 +1,12 @@
 //! Notifications: a person hears when an approval is waiting and when an incident resolves or
 //! escalates, in Slack (incoming webhook) and/or a generic JSON webhook signed with HMAC-SHA256.
 //!
-//! The notifier is its own loop next to the controllers (leader only): it watches Incidents and
-//! Remediations, decides what to say as data (`message`), delivers with retries and back-off
-//! (`delivery`), and records each delivered transition in an annotation on the Incident, so a
-//! restart never notifies twice (`salve.dev/notified`). It never blocks a reconcile. Failures are
+//! The notifier is its own loop next to the controllers (leader only): it reads the controllers'
+//! caches of Incidents and Remediations (no watch or list of its own, so its cost follows what
+//! changed, not how many Incidents exist), decides what to say as data (`message`), delivers
+//! with retries and back-off (`delivery`), and records each delivered transition in an
+//! annotation on the Incident, so a restart never notifies twice (`salve.dev/notified`). It
+//! never blocks a reconcile. Failures are
 //! a Warning Event (`NotificationFailed`), the `salve.dev/notification-error` annotation, the
 //! `salve_notifications_total{channel,outcome}` metric and the Incident's
 //! `NotificationDelivered` condition.
@@ -20,21 +22,21 @@ pub mod message;
 pub mod settings;
 pub mod signing;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::Recorder;
-use kube::runtime::watcher;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use self::delivery::Channels;
 use self::message::{Notification, pending_notifications};
-use crate::crd::{Condition, ConditionStatus, Incident, Remediation, condition_type, reason};
+use crate::controllers::cache::{IncidentStore, RemediationStore, cached_remediation};
+use crate::crd::{Condition, ConditionStatus, Incident, condition_type, reason};
 use crate::kube::events::{self, PendingEvent};
 use crate::metrics::Metrics;
 
@@ -70,36 +72,88 @@ pub fn delivery_condition(annotations: &std::collections::BTreeMap<String, Strin
     ))
 }
 
-/// Runs until `shutdown`: every change of an Incident or Remediation re-checks what is owed.
-pub async fn run(client: Client, channels: Arc<Channels>, recorder: Recorder, metrics: Metrics, shutdown: CancellationToken) {
-    let incidents = watcher(Api::<Incident>::all(client.clone()), watcher::Config::default());
-    let remediations = watcher(Api::<Remediation>::all(client.clone()), watcher::Config::default());
-    let mut changes = std::pin::pin!(futures::stream::select(incidents.map(|_| ()), remediations.map(|_| ())));
+/// How often the caches are looked at for changed Incidents and Remediations.
+const SCAN_EVERY: Duration = Duration::from_millis(500);
+
+/// Runs until `shutdown`. Every `SCAN_EVERY` it finds the Incidents whose cached copy, or one
+/// of whose Remediations, changed since the last look (by resourceVersion), and checks only
+/// those for what is owed; the first look checks each once.
+pub async fn run(
+    client: Client,
+    channels: Arc<Channels>,
+    recorder: Recorder,
+    metrics: Metrics,
+    caches: (IncidentStore, RemediationStore),
+    shutdown: CancellationToken,
+) {
+    let (incidents, remediations) = caches;
+    let mut seen: HashMap<ObjectRef<Incident>, String> = HashMap::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            next = changes.next() => if next.is_none() { return },
+            _ = tokio::time::sleep(SCAN_EVERY) => {}
         }
-        // Coalesce a burst of changes into one pass.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        if let Err(e) = pass(&client, &channels, &recorder, &metrics).await {
-            tracing::debug!(error = %e, "notification pass failed; retried on the next change");
+        for inc in changed(&incidents, &remediations, &mut seen) {
+            if let Err(e) = check(&client, &channels, &recorder, &metrics, &inc, &remediations).await {
+                tracing::debug!(error = %e, incident = %inc.name_any(), "notification check failed; retried on the next change");
+                // Forget it, so the next look checks it again.
+                seen.remove(&ObjectRef::from_obj(&inc));
+            }
         }
     }
 }
 
-async fn pass(client: &Client, channels: &Channels, recorder: &Recorder, metrics: &Metrics) -> Result<(), kube::Error> {
-    let incidents = Api::<Incident>::all(client.clone()).list(&ListParams::default()).await?.items;
-    let remediations = Api::<Remediation>::all(client.clone()).list(&ListParams::default()).await?.items;
-    for inc in &incidents {
+/// The cached Incidents whose own resourceVersion, or a Remediation's, moved since `seen`.
+fn changed(incidents: &IncidentStore, remediations: &RemediationStore, seen: &mut HashMap<ObjectRef<Incident>, String>) -> Vec<Incident> {
+    let mut out = Vec::new();
+    let mut present = std::collections::HashSet::new();
+    for guard in incidents.state() {
+        let Ok(inc) = &guard.0 else { continue };
+        let key = ObjectRef::from_obj(inc);
+        // The Incident's version, then each of its Remediations' (a Remediation awaiting
+        // approval changes without its Incident changing).
+        let ns = inc.namespace().unwrap_or_default();
+        let mut version = inc.resource_version().unwrap_or_default();
+        for name in inc.status.iter().flat_map(|s| &s.remediations) {
+            let cached = remediations.get(&ObjectRef::new(name).within(&ns));
+            version.push('/');
+            version.push_str(cached.as_ref().and_then(|g| g.0.as_ref().ok()?.metadata.resource_version.as_deref()).unwrap_or_default());
+        }
+        present.insert(key.clone());
+        if seen.get(&key) != Some(&version) {
+            seen.insert(key, version);
+            out.push(inc.clone());
+        }
+    }
+    seen.retain(|k, _| present.contains(k));
+    out
+}
+
+/// Delivers what `cached` owes. The cache lacks the diagnosis the message quotes, so the
+/// Incident is read in full only when something is owed.
+async fn check(
+    client: &Client,
+    channels: &Channels,
+    recorder: &Recorder,
+    metrics: &Metrics,
+    cached: &Incident,
+    remediations: &RemediationStore,
+) -> Result<(), kube::Error> {
+    let ns = cached.namespace().unwrap_or_default();
+    let owed = |inc: &Incident| {
         let done: BTreeSet<String> =
             inc.annotations().get(NOTIFIED_ANNOTATION).map(|v| v.split(',').map(str::to_string).collect()).unwrap_or_default();
-        let ns = inc.namespace().unwrap_or_default();
-        let own: Vec<&Remediation> =
-            remediations.iter().filter(|r| r.namespace().as_deref() == Some(&ns) && r.spec.incident_ref == inc.name_any()).collect();
-        for n in pending_notifications(inc, &own).into_iter().filter(|n| !done.contains(&n.key)) {
-            deliver_and_record(client, channels, recorder, metrics, inc, &n).await?;
-        }
+        let rems: Vec<_> =
+            inc.status.iter().flat_map(|s| &s.remediations).filter_map(|name| cached_remediation(remediations, &ns, name)).collect();
+        let own: Vec<_> = rems.iter().collect();
+        pending_notifications(inc, &own).into_iter().filter(|n| !done.contains(&n.key)).collect::<Vec<_>>()
+    };
+    if owed(cached).is_empty() {
+        return Ok(());
+    }
+    let Some(inc) = Api::<Incident>::namespaced(client.clone(), &ns).get_opt(&cached.name_any()).await? else { return Ok(()) };
+    for n in owed(&inc) {
+        deliver_and_record(client, channels, recorder, metrics, &inc, &n).await?;
     }
     Ok(())
 }

@@ -45,8 +45,8 @@ fn post_mortem() -> PostMortem {
     inc.metadata.namespace = Some("shop".into());
     let status = IncidentStatus {
         phase: IncidentPhase::Resolved,
-        evidence: Some(evidence),
-        diagnosis: Some(diagnose_with_rules(&input)),
+        evidence: Some(Box::new(evidence)),
+        diagnosis: Some(Box::new(diagnose_with_rules(&input))),
         diagnosis_inputs: Some(PromptInputs::from(&input)),
         timeline: vec![TimelineEntry { time: "2026-01-01T00:05:00Z".into(), phase: IncidentPhase::Resolved, message: "verified".into() }],
         ..Default::default()

@@ -69,8 +69,8 @@ pub async fn awaiting_approval(client: &Client, ns: &str, name: &str) {
     let rem = format!("{name}-memory");
     let status = IncidentStatus {
         phase: IncidentPhase::Remediating,
-        evidence: Some(oom_evidence()),
-        diagnosis: Some(d.clone()),
+        evidence: Some(Box::new(oom_evidence())),
+        diagnosis: Some(Box::new(d.clone())),
         remediations: vec![rem.clone()],
         attempts: 1,
         timeline: timeline(&[
@@ -105,13 +105,13 @@ pub async fn resolved(client: &Client, ns: &str, name: &str) -> PostMortem {
     let cm_name = format!("{name}-postmortem");
     let status = IncidentStatus {
         phase: IncidentPhase::Resolved,
-        evidence: Some(oom_evidence()),
-        diagnosis: Some(d.clone()),
+        evidence: Some(Box::new(oom_evidence())),
+        diagnosis: Some(Box::new(d.clone())),
         remediations: vec![rem.clone()],
         attempts: 1,
         timeline: pm.timeline.clone(),
         post_mortem_ref: Some(cm_name.clone()),
-        post_mortem: Some(pm.bounded(STATUS_COPY_LIMIT)),
+        post_mortem: Some(Box::new(pm.bounded(STATUS_COPY_LIMIT))),
         ..Default::default()
     };
     create_incident(client, ns, name, status).await;

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ims::domain::InventoryService;
-use ims::domain::error::InventoryError;
 use oms::domain::ports::{Catalog, CatalogError, CatalogProduct};
 use salve_common::auth::ApiKeys;
 use salve_common::messaging::sink::InProcessSink;
@@ -24,17 +23,8 @@ pub struct InProcessCatalog(pub Arc<InventoryService>);
 #[async_trait]
 impl Catalog for InProcessCatalog {
     async fn lookup(&self, skus: &[String]) -> Result<HashMap<String, CatalogProduct>, CatalogError> {
-        let mut found = HashMap::new();
-        for sku in skus {
-            match self.0.product(sku).await {
-                Ok(p) => {
-                    found.insert(sku.clone(), CatalogProduct { name: p.product.name, price: p.product.price });
-                }
-                Err(InventoryError::NotFound(_)) => {}
-                Err(e) => return Err(CatalogError::Unavailable(e.to_string())),
-            }
-        }
-        Ok(found)
+        let found = self.0.products(skus).await.map_err(|e| CatalogError::Unavailable(e.to_string()))?;
+        Ok(found.into_iter().map(|(sku, p)| (sku, CatalogProduct { name: p.name, price: p.price })).collect())
     }
 }
 

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::step::Error;
 use self::step::{Step, cond, step};
-use crate::controllers::cache::RemediationStore;
+use crate::controllers::cache::{self, RemediationStore};
 use crate::controllers::context::Context;
 use crate::controllers::stalled;
 use crate::crd::*;
@@ -34,15 +34,17 @@ const CONTROLLER: &str = "remediation";
 /// has nothing left to do and costs no request; anything else is reconciled on the full
 /// Remediation, read now.
 pub async fn reconcile_cached(cached: Arc<DeserializeGuard<Remediation>>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let rem = match &cached.0 {
-        Ok(rem) => rem,
-        Err(_) => return reconcile(cached, ctx).await,
-    };
     // What `reconcile_remediation` answers for a terminal phase, without a request.
-    if rem.status.as_ref().is_some_and(|s| s.phase.is_terminal()) {
+    if cached.0.as_ref().is_ok_and(|rem| rem.status.as_ref().is_some_and(|s| s.phase.is_terminal())) {
         ctx.metrics.reconciles.with_label_values(&[CONTROLLER]).inc();
         return Ok(Action::await_change());
     }
+    // The full reconcile is a large future; boxed, a task that ends above stays small.
+    Box::pin(read_and_reconcile(cached, ctx)).await
+}
+
+async fn read_and_reconcile(cached: Arc<DeserializeGuard<Remediation>>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let Ok(rem) = &cached.0 else { return reconcile(cached, ctx).await };
     let api = Api::<DeserializeGuard<Remediation>>::namespaced(ctx.client.clone(), &rem.namespace().unwrap_or_default());
     match api.get_opt(&rem.name_any()).await? {
         Some(full) => reconcile(Arc::new(full), ctx).await,
@@ -237,6 +239,7 @@ pub async fn run(
     trigger: impl futures::Stream<Item = Arc<DeserializeGuard<Remediation>>> + Send + 'static,
 ) {
     Controller::for_shared_stream(trigger, store)
+        .with_config(cache::controller_config(ctx.settings.max_concurrent_reconciles))
         .graceful_shutdown_on(async move { shutdown.cancelled().await })
         .run(reconcile_cached, error_policy, ctx)
         .for_each(|r| async move {
