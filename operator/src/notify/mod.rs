@@ -95,7 +95,7 @@ pub async fn run(
         }
         for inc in changed(&incidents, &remediations, &mut seen) {
             if let Err(e) = check(&client, &channels, &recorder, &metrics, &inc, &remediations).await {
-                tracing::debug!(error = %e, incident = %inc.name_any(), "notification check failed; retried on the next change");
+                tracing::debug!(error = %e, incident = %inc.name_any(), "notification check failed; retried on the next look");
                 // Forget it, so the next look checks it again.
                 seen.remove(&ObjectRef::from_obj(&inc));
             }
