@@ -10,7 +10,7 @@
 //! - `github`: the GitHub client and its settings (pull-request remediation)
 //! - `intake`: alarms (SQS) and Alertmanager webhooks in, Incidents out
 //! - `notify`: Slack and signed webhooks when an approval waits or an incident ends
-//! - `config`, `metrics`, `runtime`, `telemetry`: the process around them
+//! - `config`, `memory`, `metrics`, `runtime`, `telemetry`: the process around them
 //! - `replay_command`: `operator replay`, offline replay of a post-mortem's diagnosis
 //! - `eval_command`: `operator eval`, the offline diagnoser scored over a catalog of cases
 
@@ -23,6 +23,7 @@ pub mod eval_command;
 pub mod github;
 pub mod intake;
 pub mod kube;
+pub mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod replay_command;

@@ -10,7 +10,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use futures::StreamExt;
-use kube::core::DeserializeGuard;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
@@ -20,7 +19,6 @@ use crate::config::{ConfigError, RunArgs};
 use crate::controllers::cache;
 use crate::controllers::context::Context;
 use crate::controllers::{incident, remediation};
-use crate::crd::Remediation;
 use crate::domain::cloud_evidence::CloudEvidenceSource;
 use crate::domain::diagnoser::Diagnoser;
 use crate::domain::diagnosis::RuleBasedDiagnoser;
@@ -230,8 +228,8 @@ pub async fn run_with_readiness(
             unreachable!("a shared store has subscribers")
         };
         let rem_watch = {
-            let api = Api::<DeserializeGuard<Remediation>>::all(ctx.client.clone());
-            let stream = watcher(api, cache::watch_config()).default_backoff().modify(cache::strip_remediation).reflect_shared(rem_writer);
+            let api = Api::<cache::CachedRemediation>::all(ctx.client.clone());
+            let stream = watcher(api, cache::watch_config()).default_backoff().reflect_shared(rem_writer);
             let term = term.clone();
             tokio::spawn(async move {
                 tokio::select! {
@@ -241,17 +239,14 @@ pub async fn run_with_readiness(
             })
         };
         let rem = tokio::spawn(remediation::run(ctx.clone(), term.clone(), rem_store.clone(), for_remediations));
+        // Catching up frees most of what it allocated: hand it back once it is done.
+        let trimmer = tokio::spawn(crate::memory::release_after_bursts(ctx.metrics.clone(), term.clone()));
         // The Incident controller's cache (stripped) also serves the metrics and the notifier.
         let (inc_store, inc_writer) = reflector::store::<cache::CachedIncident>();
         // Only the leader exports incident counts, read from its controller's cache.
         let phases = inc_store.clone();
         ctx.metrics.set_phase_source(Some(Box::new(move || {
-            phases
-                .state()
-                .iter()
-                .filter_map(|g| g.0.as_ref().ok())
-                .map(|i| i.status.as_ref().map(|s| s.phase).unwrap_or_default())
-                .collect()
+            phases.state().iter().filter_map(|c| c.object().ok()).map(|i| i.status.map(|s| s.phase).unwrap_or_default()).collect()
         })));
         let notifier = notifications.clone().map(|channels| {
             let caches = (inc_store.clone(), rem_store.clone());
@@ -285,6 +280,7 @@ pub async fn run_with_readiness(
         let _ = inc.await;
         let _ = rem.await;
         let _ = rem_watch.await;
+        let _ = trimmer.await;
         ctx.remediation_cache.set(None);
         if let Some(n) = notifier {
             let _ = n.await;

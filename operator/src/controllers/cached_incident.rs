@@ -1,26 +1,26 @@
-//! The Incident as the controllers cache it (see `CachedIncident`).
+//! What the controllers cache of an Incident (see `Cached` and `CachedKind`).
 
-use std::borrow::Cow;
-
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::Resource;
-use kube::core::DeserializeGuard;
 use kube::core::error_boundary::InvalidObject;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::crd::{Incident, condition_type};
+use super::cached::{Cached, CachedKind, Parts};
+use super::post_mortem::RecordedCopy;
+use crate::crd::{Incident, IncidentSpec, IncidentStatus, condition_type};
 use crate::domain::llm_usage::LlmUsage;
 use crate::domain::post_mortem::PostMortem;
 
 /// `kubectl apply`'s copy of the whole object, in an annotation: never needed in a cache.
-pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// An Incident as the controller caches it: what `incident::reconcile_cached` (and the
-/// notifier and the metrics) read — metadata, spec, phase, remediations, the post-mortem's
-/// reference, digest and archive, of its copy the parts compared with the current Incident and
-/// Remediations, and the `NotificationDelivered` condition.
+/// An Incident as the controllers cache it.
+pub type CachedIncident = Cached<Incident>;
+
+/// Of an Incident, the cache keeps what `incident::reconcile_cached` (and the notifier and the
+/// metrics) read: metadata, spec, phase, remediations, the post-mortem's reference, digest and
+/// archive, of its copy a summary of the parts compared with the current Incident and
+/// Remediations (`RecordedCopy`), and the `NotificationDelivered` condition.
 ///
 /// It is decoded straight from the API server's JSON: the parser skips everything else
 /// (evidence, diagnosis, its inputs, timeline, usage, the copy's context) without allocating
@@ -28,47 +28,38 @@ pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration
 /// and then decode it in full; across a list of 10,000 Incidents that transient, and the heap
 /// it fragments, cost about 27 MiB of the operator's RSS. An Incident whose kept parts do not
 /// parse (or whose `status` or post-mortem copy is not even an object, as an object stored
-/// under an older, looser schema could be) is kept as `Err` with its metadata, as
-/// `DeserializeGuard` does, so one bad object never stops the watch.
-#[derive(Clone, Debug)]
-pub struct CachedIncident {
-    guard: DeserializeGuard<Incident>,
-}
+/// under an older, looser schema could be) is kept as invalid with its metadata.
+impl CachedKind for Incident {
+    type Spec = IncidentSpec;
+    type Status = IncidentStatus;
+    type Summary = RecordedCopy;
 
-impl std::ops::Deref for CachedIncident {
-    type Target = DeserializeGuard<Incident>;
-    fn deref(&self) -> &Self::Target {
-        &self.guard
+    fn decode<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Result<Self, InvalidObject>, D::Error> {
+        let json = IncidentJson::deserialize(deserializer)?;
+        let mut metadata = json.metadata;
+        if let Some(meta) = metadata.as_object_mut() {
+            meta.remove("managedFields");
+            if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+                a.remove(LAST_APPLIED);
+            }
+        }
+        Ok(match typed_incident(metadata.clone(), json.spec, json.status) {
+            Ok(inc) => Ok(inc),
+            Err(e) => {
+                let metadata: ObjectMeta = serde_json::from_value(metadata).map_err(serde::de::Error::custom)?;
+                Err(InvalidObject { error: e.to_string(), metadata })
+            }
+        })
     }
-}
 
-impl CachedIncident {
-    pub fn guard(&self) -> &DeserializeGuard<Incident> {
-        &self.guard
+    /// The post-mortem copy's compared parts are kept as their summary.
+    fn into_parts(mut self) -> Parts<Self> {
+        let summary = self.status.as_mut().and_then(|s| s.post_mortem.take()).map(|pm| RecordedCopy::of(&pm));
+        Parts { meta: self.metadata, spec: self.spec, status: self.status, summary }
     }
-}
 
-impl Resource for CachedIncident {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
-
-    fn kind(dt: &()) -> Cow<'_, str> {
-        Incident::kind(dt)
-    }
-    fn group(dt: &()) -> Cow<'_, str> {
-        Incident::group(dt)
-    }
-    fn version(dt: &()) -> Cow<'_, str> {
-        Incident::version(dt)
-    }
-    fn plural(dt: &()) -> Cow<'_, str> {
-        Incident::plural(dt)
-    }
-    fn meta(&self) -> &ObjectMeta {
-        self.guard.meta()
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        self.guard.meta_mut()
+    fn from_parts(metadata: ObjectMeta, spec: IncidentSpec, status: Option<IncidentStatus>) -> Self {
+        Incident { metadata, spec, status }
     }
 }
 
@@ -174,27 +165,6 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOr<T> {
     }
 }
 
-impl<'de> Deserialize<'de> for CachedIncident {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let json = IncidentJson::deserialize(deserializer)?;
-        let mut metadata = json.metadata;
-        if let Some(meta) = metadata.as_object_mut() {
-            meta.remove("managedFields");
-            if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
-                a.remove(LAST_APPLIED);
-            }
-        }
-        let guard = match typed_incident(metadata.clone(), json.spec, json.status) {
-            Ok(inc) => DeserializeGuard(Ok(inc)),
-            Err(e) => {
-                let metadata: ObjectMeta = serde_json::from_value(metadata).map_err(serde::de::Error::custom)?;
-                DeserializeGuard(Err(InvalidObject { error: e.to_string(), metadata }))
-            }
-        };
-        Ok(CachedIncident { guard })
-    }
-}
-
 /// The typed Incident from the kept parts (absent ones stay absent, so defaults apply).
 fn typed_incident(metadata: Value, spec: Value, status: Option<ObjectOr<StatusJson>>) -> Result<Incident, serde_json::Error> {
     use serde::de::Error;
@@ -282,7 +252,7 @@ mod tests {
                 "conditions": [{"type": "Ready", "status": "True", "reason": "Resolved", "message": "", "lastTransitionTime": "t"}]}
         }))
         .expect("incident");
-        let inc = g.guard().0.clone().expect("parsed");
+        let inc = g.object().expect("parsed");
         assert!(inc.metadata.managed_fields.is_none());
         assert_eq!(inc.metadata.annotations.as_ref().map(|a| a.len()), Some(1));
         let st = inc.status.expect("status");
@@ -300,7 +270,7 @@ mod tests {
             "spec": {"service": "oms", "severity": "Apocalyptic", "source": {"kind": "Manual"}}
         }))
         .expect("the watch goes on");
-        let invalid = g.guard().0.as_ref().expect_err("invalid");
+        let invalid = g.object().expect_err("invalid");
         assert!(invalid.error.contains("Apocalyptic"), "{}", invalid.error);
         assert_eq!((invalid.metadata.name.as_deref(), invalid.metadata.namespace.as_deref()), (Some("bad"), Some("shop")));
         assert!(invalid.metadata.managed_fields.is_none());
@@ -319,10 +289,10 @@ mod tests {
                 "status": null}
         ]))
         .expect("one page, whatever its objects hold");
-        let errors: Vec<String> = page.iter().filter_map(|g| g.guard().0.as_ref().err().map(|e| e.error.clone())).collect();
+        let errors: Vec<String> = page.iter().filter_map(|g| g.object().err().map(|e| e.error)).collect();
         assert_eq!(errors.len(), 3, "{errors:?}");
         assert!(errors[0].contains("status: expected an object") && errors[1].contains("status.postMortem"), "{errors:?}");
-        let d = page[3].guard().0.as_ref().expect("no status is fine");
+        let d = page[3].object().expect("no status is fine");
         assert!(d.status.is_none());
     }
 }

@@ -12,6 +12,7 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::PostParams;
 use kube::core::DeserializeGuard;
+use kube::core::error_boundary::InvalidObject;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
@@ -23,7 +24,7 @@ use super::cache;
 pub use super::cache::IncidentStore;
 use super::cached_incident::CachedIncident;
 use super::context::Context;
-use super::post_mortem::{ARCHIVE_RETRY, recorded_in_step, sync_post_mortem};
+use super::post_mortem::{ARCHIVE_RETRY, RecordedCopy, recorded_in_step, sync_post_mortem};
 use super::stalled;
 use crate::crd::*;
 use crate::domain::approval::initial_approval;
@@ -95,16 +96,20 @@ impl Error {
 /// a terminal Incident has nothing left to do (its post-mortem and notification condition in
 /// step): that costs no request. Anything else is reconciled on the full Incident, read now.
 pub async fn reconcile_cached(cached: Arc<CachedIncident>, ctx: Arc<Context>) -> Result<Action, Error> {
-    if cached.0.as_ref().is_ok_and(|inc| terminal_in_step(inc, &ctx)) {
+    let decoded = cached.object_and_summary();
+    if decoded.as_ref().is_ok_and(|(inc, copy)| terminal_in_step(inc, *copy, &ctx)) {
         ctx.metrics.reconciles.with_label_values(&[CONTROLLER]).inc();
         return Ok(Action::await_change());
     }
     // The full reconcile is a future of tens of KiB; boxed, a task that ends above stays small.
-    Box::pin(read_and_reconcile(cached, ctx)).await
+    Box::pin(read_and_reconcile(decoded.map(|(inc, _)| inc), ctx)).await
 }
 
-async fn read_and_reconcile(cached: Arc<CachedIncident>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let Ok(inc) = &cached.0 else { return reconcile(Arc::new(cached.guard().clone()), ctx).await };
+async fn read_and_reconcile(decoded: Result<Incident, InvalidObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let inc = match decoded {
+        Ok(inc) => inc,
+        Err(invalid) => return reconcile(Arc::new(DeserializeGuard(Err(invalid))), ctx).await,
+    };
     let api = Api::<DeserializeGuard<Incident>>::namespaced(ctx.client.clone(), &inc.namespace().unwrap_or_default());
     match api.get_opt(&inc.name_any()).await.map_err(Error::ReadIncident)? {
         Some(full) => reconcile(Arc::new(full), ctx).await,
@@ -115,7 +120,7 @@ async fn read_and_reconcile(cached: Arc<CachedIncident>, ctx: Arc<Context>) -> R
 
 /// What the terminal branch of `reconcile_incident` would find to write, checked on the cache
 /// (keep the two in step): `true` when it would write nothing and publish nothing.
-fn terminal_in_step(inc: &Incident, ctx: &Context) -> bool {
+fn terminal_in_step(inc: &Incident, copy: Option<RecordedCopy>, ctx: &Context) -> bool {
     let Some(st) = inc.status.as_ref().filter(|s| s.phase.is_terminal()) else { return false };
     if sync_notification_condition(inc, &mut st.clone(), &now_rfc3339()) {
         return false;
@@ -123,7 +128,7 @@ fn terminal_in_step(inc: &Incident, ctx: &Context) -> bool {
     let Some(store) = ctx.remediation_cache.get() else { return false };
     let ns = inc.namespace().unwrap_or_else(|| "default".into());
     let rems: Vec<Remediation> = st.remediations.iter().filter_map(|name| cache::cached_remediation(&store, &ns, name)).collect();
-    recorded_in_step(inc, st, &rems, ctx.post_mortem_store.is_some())
+    recorded_in_step(inc, st, copy, &rems, ctx.post_mortem_store.is_some())
 }
 
 pub async fn reconcile(guard: Arc<DeserializeGuard<Incident>>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -545,7 +550,7 @@ pub fn error_policy(_obj: Arc<CachedIncident>, err: &Error, ctx: Arc<Context>) -
 pub async fn run(
     ctx: Arc<Context>,
     shutdown: CancellationToken,
-    remediations: impl futures::Stream<Item = Arc<DeserializeGuard<Remediation>>> + Send + 'static,
+    remediations: impl futures::Stream<Item = Arc<cache::CachedRemediation>> + Send + 'static,
     cached: (IncidentStore, Writer<CachedIncident>),
 ) {
     use kube::runtime::WatchStreamExt;

@@ -2,7 +2,9 @@
 //! detection to resolution, the Remediation controller applies, verifies and undoes one fix.
 
 pub mod cache;
+pub mod cached;
 pub mod cached_incident;
+pub mod cached_remediation;
 pub mod context;
 pub mod incident;
 pub mod post_mortem;

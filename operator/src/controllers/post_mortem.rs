@@ -98,33 +98,72 @@ fn feedback_score(inc: &Incident) -> Option<u8> {
     inc.annotations().get(FEEDBACK_SCORE_ANNOTATION).and_then(|s| s.trim().parse::<u8>().ok()).filter(|s| (1..=5).contains(s))
 }
 
-/// Whether the post-mortem recorded in `status` is what `sync_post_mortem` would write now,
-/// judged without a request from a (stripped) cached Incident and cached `remediations`: recorded
-/// (reference and digest), archived when an archive is configured, and its copy agreeing with
-/// what can change after the terminal transition: the Incident's spec (service, severity, source),
-/// the feedback score annotation and the Remediations. The rest of the record comes from the
-/// status the operator wrote in the same apply as the digest. `false` whenever unsure (a
-/// Remediation not in the cache, a copy trimmed of its Remediations): then the full sync runs.
-pub fn recorded_in_step(incident: &Incident, status: &IncidentStatus, remediations: &[Remediation], archive_configured: bool) -> bool {
-    let (Some(copy), Some(digest), Some(_)) = (&status.post_mortem, &status.post_mortem_digest, &status.post_mortem_ref) else {
+/// What the in-step check reads of the post-mortem copy in an Incident's status; the cache
+/// keeps this instead of the copy's compared parts (about 1 KiB of JSON per Incident).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedCopy {
+    /// The parts `recorded_in_step` compares, hashed (in one process: never stored elsewhere).
+    pub compared: u64,
+    /// Its Remediation records were cut to fit the status: it cannot be compared then.
+    pub actions_truncated: bool,
+}
+
+impl RecordedCopy {
+    pub fn of(copy: &PostMortem) -> Self {
+        RecordedCopy {
+            compared: compared_parts_hash(copy),
+            actions_truncated: copy.truncated.iter().any(|t| t.starts_with("remediation_action")),
+        }
+    }
+}
+
+/// What can change after the terminal transition: the Incident's identity and spec (service,
+/// severity, source), its outcome, the feedback score annotation and the Remediations. Hashed
+/// through their JSON, so every compared type counts without implementing `Hash`.
+fn compared_parts_hash(pm: &PostMortem) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let parts = (
+        &pm.incident_name,
+        &pm.incident_namespace,
+        &pm.created_at,
+        &pm.service,
+        pm.severity,
+        &pm.source,
+        pm.outcome,
+        pm.human_feedback_score,
+        &pm.remediation_action,
+    );
+    let mut hasher = std::hash::DefaultHasher::new();
+    serde_json::to_string(&parts).unwrap_or_default().hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Whether the post-mortem recorded in `status` (its `copy`) is what `sync_post_mortem` would
+/// write now, judged without a request from a cached Incident and cached `remediations`:
+/// recorded (reference and digest), archived when an archive is configured, and its copy
+/// agreeing with the record the Incident and its Remediations make now (see
+/// `compared_parts_hash`). The rest of the record comes from the status the operator wrote in
+/// the same apply as the digest. `false` whenever unsure (a Remediation not in the cache, a copy
+/// trimmed of its Remediations): then the full sync runs.
+pub fn recorded_in_step(
+    incident: &Incident,
+    status: &IncidentStatus,
+    copy: Option<RecordedCopy>,
+    remediations: &[Remediation],
+    archive_configured: bool,
+) -> bool {
+    let (Some(copy), Some(digest), Some(_)) = (copy, &status.post_mortem_digest, &status.post_mortem_ref) else {
         return false;
     };
     if archive_configured && status.post_mortem_archive.as_ref().is_none_or(|a| &a.digest != digest) {
         return false;
     }
-    if copy.truncated.iter().any(|t| t.starts_with("remediation_action")) || remediations.len() != status.remediations.len() {
+    if copy.actions_truncated || remediations.len() != status.remediations.len() {
         return false;
     }
     let now = assemble(incident, status, remediations, feedback_score(incident));
-    now.incident_name == copy.incident_name
-        && now.incident_namespace == copy.incident_namespace
-        && now.created_at == copy.created_at
-        && now.service == copy.service
-        && now.severity == copy.severity
-        && now.source == copy.source
-        && now.outcome == copy.outcome
-        && now.human_feedback_score == copy.human_feedback_score
-        && now.remediation_action == copy.remediation_action
+    compared_parts_hash(&now) == copy.compared
 }
 
 /// What `sync_post_mortem` did.
@@ -416,9 +455,7 @@ mod tests {
 
     #[test]
     fn the_cached_incident_is_in_step_exactly_when_the_full_one_is() {
-        use crate::controllers::cache::strip_remediation;
-        use crate::controllers::cached_incident::CachedIncident;
-        use kube::core::DeserializeGuard;
+        use crate::controllers::cache::{CachedIncident, CachedRemediation};
         let mut inc = incident();
         inc.metadata.creation_timestamp =
             Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time("2026-01-01T00:00:00Z".parse().expect("time")));
@@ -430,24 +467,36 @@ mod tests {
         st.post_mortem = Some(Box::new(pm.bounded(STATUS_COPY_LIMIT)));
         inc.status = Some(st);
         // What the controller's cache holds of the same objects.
-        let cached = |inc: &Incident| -> Incident {
+        let cached = |inc: &Incident| -> (Incident, Option<RecordedCopy>) {
             let c: CachedIncident = serde_json::from_value(serde_json::to_value(inc).expect("json")).expect("cached");
-            c.guard().0.clone().expect("parses")
+            c.object_and_summary().expect("parses")
         };
         let cached_rems: Vec<Remediation> = rems
             .iter()
             .map(|r| {
-                let mut g = DeserializeGuard(Ok(r.clone()));
-                strip_remediation(&mut g);
-                g.0.expect("parses")
+                let c: CachedRemediation = serde_json::from_value(serde_json::to_value(r).expect("json")).expect("cached");
+                c.object().expect("parses")
             })
             .collect();
-        let in_step = |inc: &Incident, rems: &[Remediation]| recorded_in_step(inc, inc.status.as_ref().expect("status"), rems, false);
-        let c = cached(&inc);
+        let in_step = |inc: &Incident, copy: Option<RecordedCopy>, rems: &[Remediation]| {
+            recorded_in_step(inc, inc.status.as_ref().expect("status"), copy, rems, false)
+        };
+        let full_copy = |inc: &Incident| inc.status.as_ref().and_then(|s| s.post_mortem.as_deref()).map(RecordedCopy::of);
+        let (c, copy) = cached(&inc);
         assert!(c.status.as_ref().is_some_and(|s| s.evidence.is_none() && s.timeline.is_empty()), "the cache skips the bulk");
-        assert!(in_step(&inc, &rems) && in_step(&c, &cached_rems), "recorded: nothing to do, from either copy");
+        assert!(c.status.as_ref().is_some_and(|s| s.post_mortem.is_none()) && copy.is_some(), "the copy is kept as its summary");
+        assert!(in_step(&inc, full_copy(&inc), &rems) && in_step(&c, copy, &cached_rems), "recorded: nothing to do, from either copy");
         // A person scores the incident: the record is out of step, and the cache sees it too.
         inc.metadata.annotations = Some([(FEEDBACK_SCORE_ANNOTATION.to_string(), "4".to_string())].into());
-        assert!(!in_step(&inc, &rems) && !in_step(&cached(&inc), &cached_rems));
+        let (c, copy) = cached(&inc);
+        assert!(!in_step(&inc, full_copy(&inc), &rems) && !in_step(&c, copy, &cached_rems));
+        // So does a Remediation that changed after the record was written.
+        let mut changed = cached_rems.clone();
+        if let Some(st) = changed[1].status.as_mut() {
+            st.applied_patch = Some("{\"data\":{\"POOL_SIZE\":\"20\"}}".into());
+        }
+        inc.metadata.annotations = None;
+        let (c, copy) = cached(&inc);
+        assert!(in_step(&c, copy, &cached_rems) && !in_step(&c, copy, &changed));
     }
 }

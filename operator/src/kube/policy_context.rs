@@ -51,7 +51,7 @@ pub async fn gather(
     // Unparseable Remediations are skipped here; their own reconcile reports them.
     match remediations {
         // The controllers' cache (as fresh as their watch): no request.
-        Some(store) => store.state().iter().filter_map(|g| g.0.as_ref().ok()).for_each(&mut count),
+        Some(store) => store.state().iter().filter_map(|c| c.object().ok()).for_each(|r| count(&r)),
         // No controller running (a single reconcile, a tool): every Remediation, page by page.
         None => {
             let api = Api::<kube::core::DeserializeGuard<Remediation>>::all(client.clone());

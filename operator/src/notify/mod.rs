@@ -103,27 +103,40 @@ pub async fn run(
     }
 }
 
-/// The cached Incidents whose own resourceVersion, or a Remediation's, moved since `seen`.
+/// The cached Incidents whose own resourceVersion, or one of their Remediations', moved since
+/// `seen`. Only metadata is compared; only what changed is decoded.
 fn changed(incidents: &IncidentStore, remediations: &RemediationStore, seen: &mut HashMap<ObjectRef<Incident>, String>) -> Vec<Incident> {
+    // Each Incident's Remediations (by owner reference: the operator owns every one it creates)
+    // with their versions: a Remediation awaiting approval changes without its Incident changing.
+    let mut owned: HashMap<(String, String), Vec<(String, String)>> = HashMap::new();
+    for rem in remediations.state() {
+        let meta = rem.meta();
+        for owner in meta.owner_references.iter().flatten().filter(|o| o.kind == Incident::kind(&())) {
+            let key = (meta.namespace.clone().unwrap_or_default(), owner.name.clone());
+            owned.entry(key).or_default().push((rem.name_any(), meta.resource_version.clone().unwrap_or_default()));
+        }
+    }
     let mut out = Vec::new();
     let mut present = std::collections::HashSet::new();
-    for guard in incidents.state() {
-        let Ok(inc) = &guard.0 else { continue };
-        let key = ObjectRef::from_obj(inc);
-        // The Incident's version, then each of its Remediations' (a Remediation awaiting
-        // approval changes without its Incident changing).
-        let ns = inc.namespace().unwrap_or_default();
-        let mut version = inc.resource_version().unwrap_or_default();
-        for name in inc.status.iter().flat_map(|s| &s.remediations) {
-            let cached = remediations.get(&ObjectRef::new(name).within(&ns));
-            version.push('/');
-            version.push_str(cached.as_ref().and_then(|g| g.0.as_ref().ok()?.metadata.resource_version.as_deref()).unwrap_or_default());
+    for cached in incidents.state() {
+        let ns = cached.namespace().unwrap_or_default();
+        let key = ObjectRef::<Incident>::new(&cached.name_any()).within(&ns);
+        let mut version = cached.resource_version().unwrap_or_default();
+        if let Some(rems) = owned.get_mut(&(ns, cached.name_any())) {
+            rems.sort();
+            for (name, rv) in rems.iter() {
+                version.push_str(&format!("/{name}={rv}"));
+            }
         }
+        if seen.get(&key) == Some(&version) {
+            present.insert(key);
+            continue;
+        }
+        // One that does not parse is left to its own reconcile, which reports it.
+        let Ok(inc) = cached.object() else { continue };
         present.insert(key.clone());
-        if seen.get(&key) != Some(&version) {
-            seen.insert(key, version);
-            out.push(inc.clone());
-        }
+        seen.insert(key, version);
+        out.push(inc);
     }
     seen.retain(|k, _| present.contains(k));
     out

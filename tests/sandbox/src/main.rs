@@ -46,10 +46,26 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    let command = Cli::parse().command;
+    // The controllers run with the allocator settings the operator binary uses, set before the
+    // runtime starts its threads; the baseline too, so the comparison is of the code alone.
+    if matches!(command, Command::OperatorProcess(_) | Command::BaselineController(_)) {
+        operator::memory::limit_arenas();
+    }
+    let code = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(run(command)),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+async fn run(command: Command) -> i32 {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let code = match Cli::parse().command {
+    match command {
         Command::Container { image, args } => match salve_sandbox::container::run(&image, args).await {
             Ok(code) => code,
             Err(e) => {
@@ -63,6 +79,5 @@ async fn main() {
         Command::Bench(args) => salve_sandbox::bench::main(args).await,
         Command::OperatorProcess(args) => salve_sandbox::bench::processes::operator_process(args).await,
         Command::BaselineController(args) => salve_sandbox::bench::processes::baseline_process(args).await,
-    };
-    std::process::exit(code);
+    }
 }

@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::core::DeserializeGuard;
+use kube::core::error_boundary::InvalidObject;
 use kube::runtime::controller::{Action, Controller};
 use kube::{Api, Resource, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
 pub use self::step::Error;
 use self::step::{Step, cond, step};
-use crate::controllers::cache::{self, RemediationStore};
+use crate::controllers::cache::{self, CachedRemediation, RemediationStore};
 use crate::controllers::context::Context;
 use crate::controllers::stalled;
 use crate::crd::*;
@@ -33,18 +34,22 @@ const CONTROLLER: &str = "remediation";
 /// The controller's entry. Its cache holds stripped Remediations (see `cache`): a terminal one
 /// has nothing left to do and costs no request; anything else is reconciled on the full
 /// Remediation, read now.
-pub async fn reconcile_cached(cached: Arc<DeserializeGuard<Remediation>>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile_cached(cached: Arc<CachedRemediation>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let decoded = cached.object();
     // What `reconcile_remediation` answers for a terminal phase, without a request.
-    if cached.0.as_ref().is_ok_and(|rem| rem.status.as_ref().is_some_and(|s| s.phase.is_terminal())) {
+    if decoded.as_ref().is_ok_and(|rem| rem.status.as_ref().is_some_and(|s| s.phase.is_terminal())) {
         ctx.metrics.reconciles.with_label_values(&[CONTROLLER]).inc();
         return Ok(Action::await_change());
     }
     // The full reconcile is a large future; boxed, a task that ends above stays small.
-    Box::pin(read_and_reconcile(cached, ctx)).await
+    Box::pin(read_and_reconcile(decoded, ctx)).await
 }
 
-async fn read_and_reconcile(cached: Arc<DeserializeGuard<Remediation>>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let Ok(rem) = &cached.0 else { return reconcile(cached, ctx).await };
+async fn read_and_reconcile(decoded: Result<Remediation, InvalidObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let rem = match decoded {
+        Ok(rem) => rem,
+        Err(invalid) => return reconcile(Arc::new(DeserializeGuard(Err(invalid))), ctx).await,
+    };
     let api = Api::<DeserializeGuard<Remediation>>::namespaced(ctx.client.clone(), &rem.namespace().unwrap_or_default());
     match api.get_opt(&rem.name_any()).await? {
         Some(full) => reconcile(Arc::new(full), ctx).await,
@@ -220,7 +225,7 @@ async fn prepare(rem: &Remediation, ns: &str, st: &mut RemediationStatus, ctx: &
     in_cluster::prepare(rem, ns, st, ctx).await
 }
 
-pub fn error_policy(_obj: Arc<DeserializeGuard<Remediation>>, err: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(_obj: Arc<CachedRemediation>, err: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.failures.with_label_values(&[CONTROLLER]).inc();
     tracing::warn!(error = %err, "remediation reconcile failed");
     match err {
@@ -236,7 +241,7 @@ pub async fn run(
     ctx: Arc<Context>,
     shutdown: CancellationToken,
     store: RemediationStore,
-    trigger: impl futures::Stream<Item = Arc<DeserializeGuard<Remediation>>> + Send + 'static,
+    trigger: impl futures::Stream<Item = Arc<CachedRemediation>> + Send + 'static,
 ) {
     Controller::for_shared_stream(trigger, store)
         .with_config(cache::controller_config(ctx.settings.max_concurrent_reconciles))
