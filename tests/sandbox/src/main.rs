@@ -25,12 +25,6 @@ enum Command {
     Run(salve_sandbox::scenario::RunArgs),
     /// Measure the operator against a bare kube-rs controller (build with --release).
     Bench(salve_sandbox::bench::BenchArgs),
-    /// (internal) The operator as its own process, for the benchmark.
-    #[command(hide = true)]
-    OperatorProcess(salve_sandbox::bench::processes::ProcessArgs),
-    /// (internal) The baseline controller as its own process, for the benchmark.
-    #[command(hide = true)]
-    BaselineController(salve_sandbox::bench::processes::ProcessArgs),
     /// Start the cluster only and print the KUBECONFIG line; Ctrl-C to stop.
     Serve {
         /// Where the kubeconfig, pod directories and logs go.
@@ -46,26 +40,10 @@ enum Command {
     },
 }
 
-fn main() {
-    let command = Cli::parse().command;
-    // The controllers run with the allocator settings the operator binary uses, set before the
-    // runtime starts its threads; the baseline too, so the comparison is of the code alone.
-    if matches!(command, Command::OperatorProcess(_) | Command::BaselineController(_)) {
-        operator::memory::limit_arenas();
-    }
-    let code = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime.block_on(run(command)),
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            1
-        }
-    };
-    std::process::exit(code);
-}
-
-async fn run(command: Command) -> i32 {
+#[tokio::main]
+async fn main() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    match command {
+    let code = match Cli::parse().command {
         Command::Container { image, args } => match salve_sandbox::container::run(&image, args).await {
             Ok(code) => code,
             Err(e) => {
@@ -77,7 +55,6 @@ async fn run(command: Command) -> i32 {
         Command::Run(args) => salve_sandbox::scenario::main(args).await,
         Command::Serve { workdir } => salve_sandbox::demo::serve(workdir).await,
         Command::Bench(args) => salve_sandbox::bench::main(args).await,
-        Command::OperatorProcess(args) => salve_sandbox::bench::processes::operator_process(args).await,
-        Command::BaselineController(args) => salve_sandbox::bench::processes::baseline_process(args).await,
-    }
+    };
+    std::process::exit(code);
 }

@@ -3,8 +3,11 @@
 //! previous log, memory limits OOM-kill with exit 137, mounted ConfigMaps update late and
 //! subPath copies never, missing images and keys fail as the kubelet reports them, and pods
 //! that fit nowhere stay Pending with the scheduler's words. The StatefulSet, DaemonSet and Job
-//! controllers, node-pressure eviction and `kubectl rollout` are checked in `simulator/workloads.rs`.
+//! controllers, node-pressure eviction and `kubectl rollout` are checked in `simulator/workloads.rs`;
+//! a small run of `salve-sandbox bench` in `simulator/bench.rs`.
 
+#[path = "simulator/bench.rs"]
+mod bench;
 #[path = "simulator/workloads.rs"]
 mod workloads;
 

@@ -10,7 +10,8 @@
 //!   (baseline: one API round trip)
 //! - what the API server pays: requests per Incident, watch streams, list page sizes
 //!
-//! Build it in release mode for figures worth comparing: `cargo run --release -p salve-sandbox -- bench`.
+//! Build it in release mode for figures worth comparing, with the controllers' own binaries:
+//! `cargo build --release -p salve-sandbox && target/release/salve-sandbox bench`.
 
 pub mod processes;
 
@@ -27,6 +28,7 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use self::processes::Measured;
 use crate::clock::TimeScale;
 use crate::cluster::{Cluster, ClusterOptions, ensure_namespace};
 
@@ -179,10 +181,21 @@ struct Child {
     addr: String,
 }
 
-async fn spawn(cluster: &Cluster, which: &str, user: &str) -> Result<Child, String> {
+/// The controller's binary, next to this one: `cargo build -p salve-sandbox` builds all three,
+/// `cargo run` only the one it runs.
+fn controller_binary(which: Measured) -> Result<PathBuf, String> {
+    let this = std::env::current_exe().map_err(|e| e.to_string())?;
+    let exe = this.with_file_name(which.binary());
+    if !exe.exists() {
+        return Err(format!("{} not found: build it with this one, cargo build --release -p salve-sandbox", exe.display()));
+    }
+    Ok(exe)
+}
+
+async fn spawn(cluster: &Cluster, which: Measured, user: &str) -> Result<Child, String> {
     let kubeconfig = cluster.workdir().join(format!("kubeconfig-{user}"));
     std::fs::write(&kubeconfig, cluster.fake.kubeconfig_yaml_as(NS, user)).map_err(|e| e.to_string())?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let exe = controller_binary(which)?;
     // SANDBOX_BENCH_WRAP=heaptrack (or valgrind, perf record …): the controller runs under it.
     let mut command = match std::env::var("SANDBOX_BENCH_WRAP") {
         Ok(wrap) if !wrap.trim().is_empty() => {
@@ -194,7 +207,7 @@ async fn spawn(cluster: &Cluster, which: &str, user: &str) -> Result<Child, Stri
         _ => tokio::process::Command::new(exe),
     };
     let mut child = command
-        .args([which, "--kubeconfig"])
+        .arg("--kubeconfig")
         .arg(&kubeconfig)
         .args(["--namespace", NS])
         .stdout(Stdio::piped())
@@ -209,7 +222,7 @@ async fn spawn(cluster: &Cluster, which: &str, user: &str) -> Result<Child, Stri
         match lines.next_line().await {
             Ok(Some(l)) if l.starts_with("listening ") => break l.trim_start_matches("listening ").to_string(),
             Ok(Some(_)) => continue,
-            _ => return Err(format!("{which} did not start")),
+            _ => return Err(format!("{} did not start", which.binary())),
         }
     };
     Ok(Child { child, addr })
@@ -259,7 +272,7 @@ async fn settle(http: &reqwest::Client, addr: &str, metric: &str, started: Insta
     }
 }
 
-async fn measure_controller(cluster: &Cluster, which: &str, user: &str, metric: &str, n: usize) -> Result<(Figures, Child), String> {
+async fn measure_controller(cluster: &Cluster, which: Measured, user: &str, metric: &str, n: usize) -> Result<(Figures, Child), String> {
     let http = reqwest::Client::new();
     let mut f = Figures::default();
     // Each figure is taken from a process started on a cluster that already holds the objects
@@ -461,7 +474,7 @@ async fn run(args: BenchArgs) -> Result<(), String> {
     }
     // The operator, in its own cluster.
     let cluster = fresh_cluster(base.join("operator")).await?;
-    let (mut op, mut child) = measure_controller(&cluster, "operator-process", "bench-operator", "salve_reconciles_total", n).await?;
+    let (mut op, mut child) = measure_controller(&cluster, Measured::Operator, "bench-operator", "salve_reconciles_total", n).await?;
     let webhook = format!("http://{}/intake/alertmanager", child.addr);
     let (mut burst, mut steady) = alarm_latency(&webhook).await;
     op.alarm_to_incident_p50_ms = percentile(&mut burst, 0.5);
@@ -474,7 +487,7 @@ async fn run(args: BenchArgs) -> Result<(), String> {
     cluster.stop().await;
     // The baseline, in a cluster of its own with the same objects.
     let cluster = fresh_cluster(base.join("baseline")).await?;
-    let (mut bl, mut child) = measure_controller(&cluster, "baseline-controller", "bench-baseline", "baseline_reconciles_total", n).await?;
+    let (mut bl, mut child) = measure_controller(&cluster, Measured::Baseline, "bench-baseline", "baseline_reconciles_total", n).await?;
     let mut creates = direct_creates(&cluster.client, 100).await;
     bl.alarm_to_incident_p50_ms = percentile(&mut creates, 0.5);
     bl.alarm_to_incident_p99_ms = percentile(&mut creates, 0.99);

@@ -1,7 +1,14 @@
-//! The two controllers the benchmark compares, each as its own process (so that its memory is
-//! its own): the real operator, and a baseline — a bare kube-rs controller watching the same
-//! CRDs with a reconcile that does nothing.
+//! The two controllers the benchmark compares, each a binary of its own (`salve-bench-operator`
+//! and `salve-bench-baseline`, in `src/bin`): the real operator, and a baseline — a bare kube-rs
+//! controller watching the same CRDs with a reconcile that does nothing.
+//!
+//! Binaries of their own, so that each process's memory is its own: linked alone, each maps
+//! only its own code. Run as a subcommand of `salve-sandbox`, a controller mapped that binary's
+//! 42 MB of code, which the simulated cluster in the parent process keeps in the page cache, so
+//! that the kernel's fault-around brought about 20 MiB of the cluster's code into the
+//! controller's RSS.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,7 +66,49 @@ where
         .await;
 }
 
-/// `salve-sandbox operator-process`: the real operator (offline diagnosis) on a kubeconfig.
+/// Which controller a benchmark process runs.
+#[derive(Clone, Copy, Debug)]
+pub enum Measured {
+    Operator,
+    Baseline,
+}
+
+impl Measured {
+    /// Its binary's name (next to `salve-sandbox`).
+    pub fn binary(self) -> &'static str {
+        match self {
+            Measured::Operator => "salve-bench-operator",
+            Measured::Baseline => "salve-bench-baseline",
+        }
+    }
+}
+
+#[derive(clap::Parser, Debug)]
+struct ProcessCli {
+    #[command(flatten)]
+    args: ProcessArgs,
+}
+
+/// The `main` of both binaries, running `controller`: as the operator binary starts (malloc
+/// arenas capped before any thread exists, one TLS provider), the baseline too, so that they
+/// differ only in code. Each binary names its own controller, so it links only that one's code.
+pub fn process_main<F: Future<Output = i32>>(controller: impl FnOnce(ProcessArgs) -> F) -> i32 {
+    let args = <ProcessCli as clap::Parser>::parse().args;
+    operator::memory::limit_arenas();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(async move {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        controller(args).await
+    })
+}
+
+/// The real operator (offline diagnosis) on a kubeconfig.
 pub async fn operator_process(args: ProcessArgs) -> i32 {
     let (client, listener) = match setup(&args).await {
         Ok(s) => s,
@@ -91,8 +140,8 @@ pub async fn operator_process(args: ProcessArgs) -> i32 {
     }
 }
 
-/// `salve-sandbox baseline-controller`: the same two watches, reconciles counted and nothing
-/// else; `/metrics` serves `baseline_reconciles_total`.
+/// The baseline: the same two watches, reconciles counted and nothing else; `/metrics` serves
+/// `baseline_reconciles_total`.
 pub async fn baseline_process(args: ProcessArgs) -> i32 {
     let (client, listener) = match setup(&args).await {
         Ok(s) => s,
