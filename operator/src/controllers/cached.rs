@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 const OUR_ANNOTATIONS: &str = "salve.dev/";
 
 /// A cached object: its metadata (cut to what is read: no managedFields, labels, foreign
-/// annotations or, for an object that parses, uid) and the rest of what the kind keeps (see `CachedKind::decode`) as compact
-/// JSON, decoded again when read.
+/// annotations or, for an object that parses, uid) and the rest of what the kind keeps (see
+/// `CachedKind::decode`) as compact JSON, decoded again when read.
 ///
 /// Why not the typed object: a typed Incident or Remediation is about 1.2 KiB in place however
 /// empty, before any of its strings; its kept parts as JSON are a few hundred bytes. The
@@ -25,7 +25,7 @@ const OUR_ANNOTATIONS: &str = "salve.dev/";
 /// microseconds.
 pub struct Cached<K> {
     meta: ObjectMeta,
-    /// `{"spec": …, "status": …}` as kept, or why the object does not parse.
+    /// `{"spec": …, "status": …, "summary": …}` as kept, or why the object does not parse.
     body: Result<Box<str>, String>,
     kind: PhantomData<fn() -> K>,
 }
