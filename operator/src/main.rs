@@ -7,21 +7,10 @@ use operator::config::{Cli, Command};
 use tokio_util::sync::CancellationToken;
 
 fn main() {
-    // Before the runtime starts its threads.
-    operator::memory::limit_arenas();
-    let code = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime.block_on(async_main()),
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            1
-        }
-    };
-    std::process::exit(code);
+    std::process::exit(operator::runtime::start(async_main()));
 }
 
 async fn async_main() -> i32 {
-    // One TLS provider for the whole process, chosen before any client exists.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match Cli::parse().into_command() {
         Command::Crdgen(args) => crdgen(&args),
         Command::Replay(replay) => operator::replay_command::run(&replay),

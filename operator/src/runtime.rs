@@ -168,6 +168,24 @@ pub fn context_with_integrations(
     }))
 }
 
+/// Runs `main` the way every operator process starts: malloc's arenas capped before any thread
+/// exists (see `memory::limit_arenas`), then the tokio runtime, then the one TLS provider, chosen
+/// before any client exists. Returns `main`'s exit code.
+pub fn start(main: impl std::future::Future<Output = i32>) -> i32 {
+    crate::memory::limit_arenas();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(async move {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        main.await
+    })
+}
+
 /// Runs until `shutdown` is cancelled. `listener` is optional so tests can skip the HTTP side.
 pub async fn run(
     client: Client,

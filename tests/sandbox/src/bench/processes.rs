@@ -89,23 +89,12 @@ struct ProcessCli {
     args: ProcessArgs,
 }
 
-/// The `main` of both binaries, running `controller`: as the operator binary starts (malloc
-/// arenas capped before any thread exists, one TLS provider), the baseline too, so that they
-/// differ only in code. Each binary names its own controller, so it links only that one's code.
+/// The `main` of both binaries, running `controller` as the operator binary runs (see
+/// `operator::runtime::start`), the baseline too, so that they differ only in code. Each binary
+/// names its own controller, so it links only that one's code.
 pub fn process_main<F: Future<Output = i32>>(controller: impl FnOnce(ProcessArgs) -> F) -> i32 {
     let args = <ProcessCli as clap::Parser>::parse().args;
-    operator::memory::limit_arenas();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return 1;
-        }
-    };
-    runtime.block_on(async move {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        controller(args).await
-    })
+    operator::runtime::start(controller(args))
 }
 
 /// The real operator (offline diagnosis) on a kubeconfig.
