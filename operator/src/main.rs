@@ -6,6 +6,9 @@ use clap::Parser;
 use operator::config::{Cli, Command};
 use tokio_util::sync::CancellationToken;
 
+#[global_allocator]
+static ALLOCATOR: operator::memory::Allocator = operator::memory::Allocator;
+
 fn main() {
     std::process::exit(operator::runtime::start(async_main()));
 }

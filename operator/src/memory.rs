@@ -1,111 +1,33 @@
-//! Giving the heap a burst of work freed back to the operating system once the burst is over.
+//! The operator's memory allocator: jemalloc, set up to hand back what a burst of work freed.
 //!
 //! Becoming leader (a restart, a failover) means listing every Incident and Remediation and
-//! reconciling each of them, all at once. glibc's malloc keeps what that burst freed mapped, in
-//! every thread's arena, so the process would stay at the burst's peak RSS although it now holds
-//! a fraction of it. `malloc_trim(0)` hands back every whole free page ("since glibc 2.8 this
-//! function frees memory in all arenas and in all chunks with whole free pages", malloc_trim(3)).
-//! It runs when the reconcile counters stop moving after they moved, so never during the work,
-//! and at most once per burst.
+//! reconciling each of them at once: pages of JSON decoded, every object read, most of it freed
+//! again, while the caches' small long-lived objects are allocated in between. glibc's malloc
+//! keeps the freed space inside pages still partly in use, per arena, so the process stayed
+//! near the burst's peak: even with `malloc_trim` after each burst and two arenas, about 2 KiB
+//! of holes per cached Incident and Remediation (`salve-sandbox bench`, heaptrack). jemalloc
+//! keeps small objects of one size together in slabs of their own and large buffers apart, so
+//! a burst's buffers leave whole pages behind, which it returns to the operating system.
 //!
-//! What it cannot hand back is the free space inside pages still partly in use, and glibc
-//! keeps that per arena: by default every thread that meets a busy arena gets one of its own,
-//! up to eight per core (mallopt(3), `M_ARENA_MAX`), each holding the holes its thread left.
-//! The operator waits on the network on a handful of threads, so two arenas cost no contention
-//! worth measuring and hold far fewer holes (`salve-sandbox bench`: 53.7 -> 44.6 MiB at 3,000
-//! Incidents).
+//! How it is set (`malloc_conf`, read by jemalloc when it starts; see jemalloc(3), "TUNING"):
+//! - `background_thread:true`: one thread of jemalloc's own returns unused pages on time, also
+//!   when the operator is idle afterwards (otherwise only allocations drive the purging);
+//! - `dirty_decay_ms:1000,muzzy_decay_ms:0`: freed pages go back within about a second, and
+//!   at once rather than in the two steps MADV_FREE would take (pages it frees lazily still
+//!   count in RSS until the kernel needs them);
+//! - `narenas:2`: the operator waits on the network on a handful of threads; more arenas would
+//!   only each hold their own free space.
 
-use std::time::Duration;
+/// Set with `#[global_allocator]` in each operator binary (`operator`, the bench's operator).
+pub use tikv_jemallocator::Jemalloc as Allocator;
 
-use tokio_util::sync::CancellationToken;
+/// jemalloc's options, as the C string it looks for under the name `malloc_conf`
+/// (`_rjem_`-prefixed in tikv-jemalloc-sys's build).
+#[repr(transparent)]
+pub struct MallocConf(*const std::ffi::c_char);
 
-use crate::metrics::Metrics;
+// SAFETY: a pointer to a constant C string, never written through.
+unsafe impl Sync for MallocConf {}
 
-/// How often the counters are looked at.
-const LOOK_EVERY: Duration = Duration::from_secs(1);
-/// Looks without a reconcile before a burst counts as over.
-const QUIET_LOOKS: u32 = 2;
-
-/// Trims after each burst of reconciles until `shutdown`.
-pub async fn release_after_bursts(metrics: Metrics, shutdown: CancellationToken) {
-    let mut burst = BurstEnd::default();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(LOOK_EVERY) => {}
-            _ = shutdown.cancelled() => return,
-        }
-        let total: u64 = ["incident", "remediation"].iter().map(|c| metrics.reconciles.with_label_values(&[*c]).get()).sum();
-        if burst.look(total) {
-            release_free_heap();
-        }
-    }
-}
-
-/// Tells, from successive counter readings, when a burst of work has just ended.
-#[derive(Default)]
-struct BurstEnd {
-    last: u64,
-    moved: bool,
-    quiet: u32,
-}
-
-impl BurstEnd {
-    /// `true` once per burst: on the `QUIET_LOOKS`th look without change after a change.
-    fn look(&mut self, total: u64) -> bool {
-        if total != self.last {
-            (self.last, self.moved, self.quiet) = (total, true, 0);
-            return false;
-        }
-        self.quiet += 1;
-        if self.moved && self.quiet >= QUIET_LOOKS {
-            self.moved = false;
-            return true;
-        }
-        false
-    }
-}
-
-/// Arenas malloc may create.
-const ARENAS: i32 = 2;
-
-/// Caps glibc's arenas (see above). Call first thing in `main`, before any thread exists:
-/// a thread keeps the arena it was given.
-pub fn limit_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets a parameter of glibc's allocator; called before other threads.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, ARENAS);
-    }
-}
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn release_free_heap() {
-    // SAFETY: malloc_trim only walks glibc's own arenas under their locks; it takes no pointer
-    // and is safe to call from any thread at any time.
-    let released = unsafe { libc::malloc_trim(0) };
-    tracing::debug!(released = released == 1, "free heap returned to the operating system");
-}
-
-/// Other allocators (musl, macOS) return memory on their own terms.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn release_free_heap() {}
-
-#[cfg(test)]
-mod tests {
-    use super::BurstEnd;
-
-    #[test]
-    fn a_burst_ends_once_the_counters_stay_still() {
-        let mut b = BurstEnd::default();
-        // Idle from the start: nothing to give back.
-        assert!(!b.look(0) && !b.look(0) && !b.look(0));
-        // Work, then quiet: one release, on the second quiet look.
-        assert!(!b.look(10) && !b.look(500));
-        assert!(!b.look(500));
-        assert!(b.look(500));
-        assert!(!b.look(500) && !b.look(500), "once per burst");
-        // The next burst ends in a release of its own.
-        assert!(!b.look(501) && !b.look(501));
-        assert!(b.look(501));
-    }
-}
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static MALLOC_CONF: MallocConf = MallocConf(c"background_thread:true,narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr());

@@ -168,11 +168,9 @@ pub fn context_with_integrations(
     }))
 }
 
-/// Runs `main` the way every operator process starts: malloc's arenas capped before any thread
-/// exists (see `memory::limit_arenas`), then the tokio runtime, then the one TLS provider, chosen
-/// before any client exists. Returns `main`'s exit code.
+/// Runs `main` the way every operator process starts: the tokio runtime, then the one TLS
+/// provider, chosen before any client exists. Returns `main`'s exit code.
 pub fn start(main: impl std::future::Future<Output = i32>) -> i32 {
-    crate::memory::limit_arenas();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -257,8 +255,6 @@ pub async fn run_with_readiness(
             })
         };
         let rem = tokio::spawn(remediation::run(ctx.clone(), term.clone(), rem_store.clone(), for_remediations));
-        // Catching up frees most of what it allocated: hand it back once it is done.
-        let trimmer = tokio::spawn(crate::memory::release_after_bursts(ctx.metrics.clone(), term.clone()));
         // The Incident controller's cache (stripped) also serves the metrics and the notifier.
         let (inc_store, inc_writer) = reflector::store::<cache::CachedIncident>();
         // Only the leader exports incident counts, read from its controller's cache.
@@ -298,7 +294,6 @@ pub async fn run_with_readiness(
         let _ = inc.await;
         let _ = rem.await;
         let _ = rem_watch.await;
-        let _ = trimmer.await;
         ctx.remediation_cache.set(None);
         if let Some(n) = notifier {
             let _ = n.await;
