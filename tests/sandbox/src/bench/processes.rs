@@ -116,8 +116,10 @@ pub async fn operator_process(args: ProcessArgs) -> i32 {
     run.intake.default_namespace = Some(args.namespace.clone());
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
+    // SIGTERM (what the benchmark sends, as Kubernetes does) stops it gracefully: the Lease is
+    // released, so the next process leads at once.
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        salve_common::shutdown::signal().await;
         token.cancel();
     });
     match operator::runtime::run(client, run, Some(listener), shutdown).await {
