@@ -12,6 +12,9 @@ use crate::domain::phase::{IncidentPhase, RemediationPhase};
 pub struct Metrics {
     pub registry: Registry,
     pub reconciles: IntCounterVec,
+    /// Changes of objects with nothing left to do, answered from the cache before they reach a
+    /// controller's queue (see `controllers::settled`): not reconciles, but work done.
+    pub settled: IntCounterVec,
     pub failures: IntCounterVec,
     pub incidents_by_phase: IntGaugeVec,
     /// Seconds from incident creation to diagnosis / remediation applied / resolved.
@@ -41,6 +44,11 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("salve".into()), None)?;
         let reconciles = IntCounterVec::new(Opts::new("reconciles_total", "Reconcile runs"), &["controller"])?;
+        let settled = IntCounterVec::new(
+            Opts::new("settled_total", "Changes of objects with nothing left to do, answered from the cache without a reconcile"),
+            &["controller"],
+        )?;
+        registry.register(Box::new(settled.clone()))?;
         let failures = IntCounterVec::new(Opts::new("reconcile_failures_total", "Failed reconcile runs"), &["controller"])?;
         let incidents_by_phase = IntGaugeVec::new(Opts::new("incidents", "Incidents by phase"), &["phase"])?;
         let durations = HistogramVec::new(
@@ -73,6 +81,7 @@ impl Metrics {
         Ok(Self {
             registry,
             reconciles,
+            settled,
             failures,
             incidents_by_phase,
             durations,

@@ -254,7 +254,30 @@ pub async fn run_with_readiness(
                 }
             })
         };
-        let rem = tokio::spawn(remediation::run(ctx.clone(), term.clone(), rem_store.clone(), for_remediations));
+        // One task waits for the Remediation cache's first list and tells the rest. Two waiters
+        // on a store lose a wakeup: `Store::wait_until_ready` polls a oneshot receiver, which
+        // keeps only the last task's waker (kube-runtime 5.0.0, `src/utils/delayed_init.rs`), so
+        // the Incident controller, waiting beside the Remediation controller's runner, slept
+        // until its timeout (`CACHE_WAIT`) on every start.
+        let (listed_tx, listed) = tokio::sync::watch::channel(false);
+        let rem_listed = tokio::spawn({
+            let (store, cache) = (rem_store.clone(), ctx.remediation_cache.clone());
+            async move {
+                if store.wait_until_ready().await.is_ok() {
+                    cache.set(Some(store));
+                    let _ = listed_tx.send(true);
+                }
+            }
+        });
+        let rem = tokio::spawn({
+            let (ctx, term, store, mut listed) = (ctx.clone(), term.clone(), rem_store.clone(), listed.clone());
+            async move {
+                // Its runner waits for the store too: it starts once the store is known ready.
+                if listed.wait_for(|l| *l).await.is_ok() {
+                    remediation::run(ctx, term, store, for_remediations).await;
+                }
+            }
+        });
         // The Incident controller's cache (stripped) also serves the metrics and the notifier.
         let (inc_store, inc_writer) = reflector::store::<cache::CachedIncident>();
         // Only the leader exports incident counts, read from its controller's cache.
@@ -267,21 +290,12 @@ pub async fn run_with_readiness(
             tokio::spawn(crate::notify::run(ctx.client.clone(), channels, ctx.recorder.clone(), ctx.metrics.clone(), caches, term.clone()))
         });
         let inc = tokio::spawn({
-            let (ctx, term) = (ctx.clone(), term.clone());
+            let (ctx, term, mut listed) = (ctx.clone(), term.clone(), listed);
             async move {
                 // Terminal Incidents are judged against the Remediation cache: the Incident
                 // controller starts once it holds the first list (or after a while without).
-                match tokio::time::timeout(CACHE_WAIT, rem_store.wait_until_ready()).await {
-                    Ok(Ok(())) => ctx.remediation_cache.set(Some(rem_store)),
-                    _ => {
-                        tracing::warn!("remediation cache not ready; starting the incident controller without it");
-                        let cache = ctx.remediation_cache.clone();
-                        tokio::spawn(async move {
-                            if rem_store.wait_until_ready().await.is_ok() {
-                                cache.set(Some(rem_store));
-                            }
-                        });
-                    }
+                if !matches!(tokio::time::timeout(CACHE_WAIT, listed.wait_for(|l| *l)).await, Ok(Ok(_))) {
+                    tracing::warn!("remediation cache not ready; starting the incident controller without it");
                 }
                 incident::run(ctx, term, for_incidents, (inc_store, inc_writer)).await
             }
@@ -294,6 +308,8 @@ pub async fn run_with_readiness(
         let _ = inc.await;
         let _ = rem.await;
         let _ = rem_watch.await;
+        rem_listed.abort();
+        let _ = rem_listed.await;
         ctx.remediation_cache.set(None);
         if let Some(n) = notifier {
             let _ = n.await;

@@ -14,6 +14,7 @@ use kube::api::PostParams;
 use kube::core::DeserializeGuard;
 use kube::core::error_boundary::InvalidObject;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
@@ -25,7 +26,7 @@ pub use super::cache::IncidentStore;
 use super::cached_incident::CachedIncident;
 use super::context::Context;
 use super::post_mortem::{ARCHIVE_RETRY, RecordedCopy, recorded_in_step, sync_post_mortem};
-use super::stalled;
+use super::{settled, stalled};
 use crate::crd::*;
 use crate::domain::approval::initial_approval;
 use crate::domain::cloud_evidence::{CloudEvidenceRequest, MetricRef};
@@ -116,6 +117,22 @@ async fn read_and_reconcile(decoded: Result<Incident, InvalidObject>, ctx: Arc<C
         // Deleted since: nothing to do.
         None => Ok(Action::await_change()),
     }
+}
+
+/// Nothing left to do for this Incident, judged on the cache (see `terminal_in_step`).
+fn is_settled(cached: &CachedIncident, ctx: &Context) -> bool {
+    cached.object_and_summary().is_ok_and(|(inc, copy)| terminal_in_step(&inc, copy, ctx))
+}
+
+/// Whether a change of this Remediation wakes its Incident. Not when the Incident is settled
+/// (counted as such), and not when the cache does not hold it (yet): the Incident's own arrival
+/// from its watch wakes it then, judged against the Remediation cache as it is by that time.
+fn wakes_owner(rem: &cache::CachedRemediation, incidents: &IncidentStore, ctx: &Context) -> bool {
+    let ns = rem.namespace().unwrap_or_default();
+    let owners = rem.owner_references().iter().filter(|o| o.kind == Incident::kind(&()));
+    owners
+        .filter_map(|o| incidents.get(&ObjectRef::new(&o.name).within(&ns)))
+        .any(|inc| settled::keep(ctx, CONTROLLER, is_settled(&inc, ctx)))
 }
 
 /// What the terminal branch of `reconcile_incident` would find to write, checked on the cache
@@ -553,13 +570,25 @@ pub async fn run(
     remediations: impl futures::Stream<Item = Arc<cache::CachedRemediation>> + Send + 'static,
     cached: (IncidentStore, Writer<CachedIncident>),
 ) {
+    use futures::TryStreamExt;
     use kube::runtime::WatchStreamExt;
     let (store, writer) = cached;
-    let incidents =
-        watcher(Api::<CachedIncident>::all(ctx.client.clone()), cache::watch_config()).default_backoff().reflect(writer).applied_objects();
+    let keep_incident = {
+        let ctx = ctx.clone();
+        move |cached: &CachedIncident| std::future::ready(settled::keep(&ctx, CONTROLLER, is_settled(cached, &ctx)))
+    };
+    let incidents = watcher(Api::<CachedIncident>::all(ctx.client.clone()), cache::watch_config())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .try_filter(keep_incident);
+    let wakes_owner = {
+        let (ctx, incidents) = (ctx.clone(), store.clone());
+        move |rem: &Arc<cache::CachedRemediation>| std::future::ready(wakes_owner(rem, &incidents, &ctx))
+    };
     Controller::for_stream(incidents, store)
         .with_config(cache::controller_config(ctx.settings.max_concurrent_reconciles))
-        .owns_shared_stream(remediations)
+        .owns_shared_stream(remediations.filter(wakes_owner))
         .graceful_shutdown_on(async move { shutdown.cancelled().await })
         .run(reconcile_cached, error_policy, ctx)
         .for_each(|r| async move {

@@ -9,4 +9,5 @@ pub mod context;
 pub mod incident;
 pub mod post_mortem;
 pub mod remediation;
+pub mod settled;
 pub mod stalled;

@@ -469,6 +469,39 @@ async fn s11_health_readiness_and_metrics_endpoints() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s11b_a_restarted_operator_finds_finished_work_settled_and_writes_nothing() {
+    // After a restart (or a failover) every object arrives at once; the finished ones are
+    // answered from the cache, before any controller queue, and nothing is written again.
+    let env = env().await;
+    broken_config_setup(&env, json!({})).await;
+    let op = start_operator(&env, args("replica-a")).await;
+    break_config(&env).await;
+    create_incident(&env, "oms-5xx", "5xx").await;
+    wait_incident_phase(&env, "oms-5xx", "Resolved").await;
+    eventually("post-mortem recorded", || async { incident(&env, "oms-5xx").await.status?.post_mortem_ref }).await;
+    op.stop().await;
+    let before = env.fake.requests().len();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let op = start_operator_with(&env, args("replica-b"), Some(listener)).await;
+    let body = eventually("the Incident and its Remediation found settled", || async {
+        let (_, body) = http_get(addr, "/metrics").await;
+        let settled = |c: &str| body.lines().any(|l| l.starts_with(&format!("salve_settled_total{{controller=\"{c}\"}}")));
+        (settled("incident") && settled("remediation")).then_some(body)
+    })
+    .await;
+    assert!(!body.lines().any(|l| l.starts_with("salve_reconciles_total")), "nothing was reconciled:\n{body}");
+    let writes: Vec<String> = env.fake.requests()[before..]
+        .iter()
+        .filter(|r| r.method != "GET" && !r.path.contains("/leases/"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(writes.is_empty(), "a finished Incident is not written again after a restart: {writes:?}");
+    assert_eq!(incident(&env, "oms-5xx").await.status.map(|s| s.phase.as_str()), Some("Resolved"));
+    op.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s12_cel_rules_protect_users() {
     // The fake enforces the CRDs' CEL rules with kube-cel, like the real server would.
     let env = env().await;

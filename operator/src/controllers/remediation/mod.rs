@@ -21,6 +21,7 @@ pub use self::step::Error;
 use self::step::{Step, cond, step};
 use crate::controllers::cache::{self, CachedRemediation, RemediationStore};
 use crate::controllers::context::Context;
+use crate::controllers::settled;
 use crate::controllers::stalled;
 use crate::crd::*;
 use crate::domain::approval::{ApprovalDecision, decide, persons_decision};
@@ -36,13 +37,17 @@ const CONTROLLER: &str = "remediation";
 /// Remediation, read now.
 pub async fn reconcile_cached(cached: Arc<CachedRemediation>, ctx: Arc<Context>) -> Result<Action, Error> {
     let decoded = cached.object();
-    // What `reconcile_remediation` answers for a terminal phase, without a request.
-    if decoded.as_ref().is_ok_and(|rem| rem.status.as_ref().is_some_and(|s| s.phase.is_terminal())) {
+    if decoded.as_ref().is_ok_and(is_settled) {
         ctx.metrics.reconciles.with_label_values(&[CONTROLLER]).inc();
         return Ok(Action::await_change());
     }
     // The full reconcile is a large future; boxed, a task that ends above stays small.
     Box::pin(read_and_reconcile(decoded, ctx)).await
+}
+
+/// What `reconcile_remediation` answers for a terminal phase, without a request: nothing to do.
+fn is_settled(rem: &Remediation) -> bool {
+    rem.status.as_ref().is_some_and(|s| s.phase.is_terminal())
 }
 
 async fn read_and_reconcile(decoded: Result<Remediation, InvalidObject>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -243,7 +248,13 @@ pub async fn run(
     store: RemediationStore,
     trigger: impl futures::Stream<Item = Arc<CachedRemediation>> + Send + 'static,
 ) {
-    Controller::for_shared_stream(trigger, store)
+    let keep = {
+        let ctx = ctx.clone();
+        move |cached: &Arc<CachedRemediation>| {
+            std::future::ready(settled::keep(&ctx, CONTROLLER, cached.object().is_ok_and(|r| is_settled(&r))))
+        }
+    };
+    Controller::for_shared_stream(trigger.filter(keep), store)
         .with_config(cache::controller_config(ctx.settings.max_concurrent_reconciles))
         .graceful_shutdown_on(async move { shutdown.cancelled().await })
         .run(reconcile_cached, error_policy, ctx)

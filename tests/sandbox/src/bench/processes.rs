@@ -94,6 +94,10 @@ struct ProcessCli {
 /// names its own controller, so it links only that one's code.
 pub fn process_main<F: Future<Output = i32>>(controller: impl FnOnce(ProcessArgs) -> F) -> i32 {
     let args = <ProcessCli as clap::Parser>::parse().args;
+    // SANDBOX_BENCH_LOG: the bench passes this process's stderr through; RUST_LOG filters it.
+    if std::env::var_os("SANDBOX_BENCH_LOG").is_some() {
+        let _ = operator::telemetry::init("text", None);
+    }
     operator::runtime::start(controller(args))
 }
 
