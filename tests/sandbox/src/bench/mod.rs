@@ -3,7 +3,8 @@
 //!
 //! - steady-state memory (RSS) after reconciling N Incidents with their Remediations, at 1,000
 //!   and at N, and how it grows
-//! - reconciles per second while catching up with them
+//! - reconciles per second while catching up with them (for the operator: changes handled,
+//!   reconciled or answered from its cache as finished)
 //! - alarm -> Incident latency through the Alertmanager webhook, in a burst and at a steady rate
 //!   (baseline: creating the Incident directly through the API)
 //! - the diagnosis stage (evidence + offline diagnosis + policy), Investigating -> decided
