@@ -151,6 +151,7 @@ fn operator_metrics() -> String {
     let m = Metrics::new().expect("operator metrics");
     for c in ["incident", "remediation"] {
         m.reconciles.with_label_values(&[c]).inc();
+        m.settled.with_label_values(&[c]).inc();
         m.failures.with_label_values(&[c]).inc();
     }
     for stage in ["diagnose", "remediate", "resolve"] {

@@ -252,18 +252,19 @@ async fn reconciles(http: &reqwest::Client, addr: &str, metrics: &[&str]) -> f64
     text.lines().filter(|l| metrics.iter().any(|m| l.starts_with(m))).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
 }
 
-/// Waits until at least `at_least` reconciles were counted (each seeded Incident and Remediation
-/// once: the whole list is in) and the counter then stops moving (3 s without change); returns
+/// Waits until the `counters` (the controller's reconciles, and for the operator its settled
+/// changes) reach at least `at_least` (each seeded Incident and Remediation once: the whole list
+/// is in) and then stop moving (3 s without change); returns
 /// (reconciles, seconds) from the first time the counter was seen above 0 to its last move (the
 /// reconciles already counted at that first look are left out). Waiting for the Lease before
 /// that is leader election, not reconciling, so it is not counted. A quiet moment before the end
 /// (a slow page of the initial list) is not the end.
-async fn settle(http: &reqwest::Client, addr: &str, metric: &[&str], started: Instant, at_least: f64) -> (f64, f64) {
+async fn settle(http: &reqwest::Client, addr: &str, counters: &[&str], started: Instant, at_least: f64) -> (f64, f64) {
     let deadline = started + Duration::from_secs(900);
     let (mut last, mut last_change) = (-1.0, Instant::now());
     let (mut first_counted, mut moving_until) = (None, started);
     loop {
-        let n = reconciles(http, addr, metric).await;
+        let n = reconciles(http, addr, counters).await;
         if n != last {
             last = n;
             last_change = Instant::now();
@@ -286,7 +287,13 @@ async fn settle(http: &reqwest::Client, addr: &str, metric: &[&str], started: In
 /// from its cache before it reaches a controller's queue (`operator::controllers::settled`).
 const OPERATOR_WORK: &[&str] = &["salve_reconciles_total", "salve_settled_total"];
 
-async fn measure_controller(cluster: &Cluster, which: Measured, user: &str, metric: &[&str], n: usize) -> Result<(Figures, Child), String> {
+async fn measure_controller(
+    cluster: &Cluster,
+    which: Measured,
+    user: &str,
+    counters: &[&str],
+    n: usize,
+) -> Result<(Figures, Child), String> {
     let http = reqwest::Client::new();
     let mut f = Figures::default();
     // Each figure is taken from a process started on a cluster that already holds the objects
@@ -296,7 +303,7 @@ async fn measure_controller(cluster: &Cluster, which: Measured, user: &str, metr
     let mut started = Instant::now();
     let mut child = spawn(cluster, which, user).await?;
     let objects = |incidents: usize| (2 * incidents) as f64;
-    settle(&http, &child.addr, metric, started, objects(n.min(1000))).await;
+    settle(&http, &child.addr, counters, started, objects(n.min(1000))).await;
     f.rss_mib_at_1k = rss_mib(child.child.id());
     let mut first_request = 0;
     if n > 1000 {
@@ -310,7 +317,7 @@ async fn measure_controller(cluster: &Cluster, which: Measured, user: &str, metr
         started = Instant::now();
         child = spawn(cluster, which, user).await?;
     }
-    let (count, secs) = settle(&http, &child.addr, metric, started, objects(n)).await;
+    let (count, secs) = settle(&http, &child.addr, counters, started, objects(n)).await;
     f.reconciles_per_second = (count / secs).round();
     f.rss_mib = rss_mib(child.child.id());
     let reqs: Vec<_> = cluster.fake.requests().into_iter().skip(first_request).filter(|r| r.user == user).collect();
