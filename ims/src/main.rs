@@ -4,6 +4,10 @@ use clap::Parser;
 use ims::config::Config;
 use salve_common::telemetry;
 
+/// mimalloc, also for SQLite: see oms/src/main.rs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::install_crypto_provider();

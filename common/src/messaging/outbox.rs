@@ -126,13 +126,13 @@ impl OutboxStore for SqliteOutbox {
             .0
             .write(move |tx| {
                 let mut delete = tx.prepare_cached("DELETE FROM outbox WHERE message_id = ?1")?;
-                for id in delivered {
+                for id in &delivered {
                     delete.execute([id])?;
                 }
                 let mut retry = tx.prepare_cached(
                     "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE message_id = ?1",
                 )?;
-                for r in retries {
+                for r in &retries {
                     retry.execute(params![r.message_id, to_text(r.next_attempt_at), r.error])?;
                 }
                 Ok::<_, DbError>(())

@@ -279,7 +279,7 @@ impl InventoryStore for SqliteInventoryStore {
                     }
                     _ => Message::InventoryReserved { order_id: order_id.clone(), timestamp: reply.now },
                 };
-                outbox.enqueue(tx, &Envelope::new(reply.message_id, answer), &reply.trace, reply.now).map_err(sql)?;
+                outbox.enqueue(tx, &Envelope::new(reply.message_id.clone(), answer), &reply.trace, reply.now).map_err(sql)?;
                 Ok(outcome)
             })
             .await?;

@@ -244,7 +244,8 @@ impl OrderStore for SqliteOrderStore {
                 tx.prepare_cached("DELETE FROM orders WHERE id = ?1").and_then(|mut s| s.execute([&id])).map_err(sql)?;
                 let released_stock = order.must_release_on_delete();
                 if released_stock {
-                    let release = Envelope::new(emit.message_id, Message::ReleaseInventory { order_id: id, timestamp: emit.now });
+                    let release =
+                        Envelope::new(emit.message_id.clone(), Message::ReleaseInventory { order_id: id.clone(), timestamp: emit.now });
                     outbox.enqueue(tx, &release, &emit.trace, emit.now).map_err(sql)?;
                 }
                 Ok(Deleted::Deleted { released_stock })
@@ -279,7 +280,10 @@ impl OrderStore for SqliteOrderStore {
                         Ok((Applied::Applied, false))
                     }
                     Reaction::ReleaseOrphanedStock => {
-                        let release = Envelope::new(emit.message_id, Message::ReleaseInventory { order_id, timestamp: emit.now });
+                        let release = Envelope::new(
+                            emit.message_id.clone(),
+                            Message::ReleaseInventory { order_id: order_id.clone(), timestamp: emit.now },
+                        );
                         outbox.enqueue(tx, &release, &emit.trace, emit.now).map_err(sql)?;
                         Ok((Applied::Applied, true))
                     }

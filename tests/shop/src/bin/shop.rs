@@ -14,6 +14,10 @@ use shop_tests::client::ShopClient;
 use shop_tests::in_process::{Shop, ShopOptions};
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc, also for SQLite: see oms/src/main.rs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Runs the order and inventory services together, with sample data.
 #[derive(Parser)]
 struct Args {
