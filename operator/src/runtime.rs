@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use futures::StreamExt;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
@@ -25,6 +25,7 @@ use crate::domain::diagnosis::RuleBasedDiagnoser;
 use crate::domain::post_mortem_store::PostMortemStore;
 use crate::kube::config_history::ConfigHistory;
 use crate::kube::leader::{LeaderElector, LeaseTiming};
+use crate::kube::recorder::Recorder;
 use crate::metrics::Metrics;
 
 /// Changes of the shared Remediation watch each controller may hold unread before the watch waits.

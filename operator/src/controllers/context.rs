@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::kube::recorder::Recorder;
 use kube::Client;
-use kube::runtime::events::Recorder;
 
 use super::cache::RemediationCache;
 use crate::domain::cloud_evidence::CloudEvidenceSource;

@@ -1,9 +1,9 @@
 //! The `Stalled` condition both controllers use for permanent errors: set once per distinct
 //! error (written, then one Warning Event), cleared when the object progresses again.
 
+use crate::kube::recorder::Recorder;
 use kube::Resource;
 use kube::api::Api;
-use kube::runtime::events::Recorder;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

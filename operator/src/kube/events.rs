@@ -1,12 +1,14 @@
-//! Kubernetes Events through the process's one Recorder. Failures to publish are logged, never
-//! fatal: an Event is a courtesy to the user, not part of the state machine.
+//! Kubernetes Events through the process's one Recorder (see `recorder`). Failures to publish
+//! are logged, never fatal: an Event is a courtesy to the user, not part of the state machine.
 //!
 //! Reconcilers gather `PendingEvent`s while they decide and publish them only after the status
 //! that records the decision is written: if that write fails, the next reconcile decides again
 //! and nobody was told about something that did not happen.
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
+
+use super::recorder::Recorder;
 
 /// An Event decided but not yet published.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,6 +9,7 @@ pub mod evidence;
 pub mod health;
 pub mod leader;
 pub mod policy_context;
+pub mod recorder;
 pub mod remediations;
 pub mod restart;
 pub mod status;

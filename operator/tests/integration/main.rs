@@ -9,6 +9,7 @@ mod binary;
 mod crd_drift;
 mod end_to_end;
 mod eval;
+mod events;
 mod evidence;
 mod examples;
 mod github;
