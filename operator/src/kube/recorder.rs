@@ -93,8 +93,8 @@ impl Recorder {
         Ok(())
     }
 
-    /// The earlier Event this one repeats, with the count it reaches now; forgets what is out
-    /// of the window.
+    /// The earlier Event this one repeats, with the count it reaches now; `None` when there is
+    /// none, or it was last seen longer than the window ago (the next sweep forgets it).
     fn remembered(&self, key: u64, now: Timestamp) -> Option<(String, String, i32)> {
         let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         let seen = recent.events.get(&key).filter(|r| r.last_seen + SERIES_WINDOW > now)?;
