@@ -119,7 +119,8 @@ struct Inner {
 }
 
 impl Db {
-    /// Opens (creating if needed) the database file and applies `schema` (idempotent DDL).
+    /// Opens (creating if needed) the database file and brings it to `schema` (idempotent DDL;
+    /// tables whose declared layout changed are rebuilt with their rows, see [`crate::schema`]).
     pub fn open(path: &Path, pool_size: usize, schema: &str) -> Result<Db, DbError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| DbError::Task(format!("cannot create {}: {e}", dir.display())))?;
@@ -127,7 +128,7 @@ impl Db {
         let writer = open_connection(path)?;
         // The writer checkpoints itself, after answering its callers (see `write_loop`).
         writer.execute_batch("PRAGMA wal_autocheckpoint=0;")?;
-        writer.execute_batch(schema)?;
+        crate::schema::apply(&writer, schema)?;
         let (jobs, queue) = std::sync::mpsc::channel::<Box<dyn WriteJob>>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())

@@ -19,6 +19,7 @@ pub mod money;
 pub mod openapi;
 pub mod page_token;
 pub mod runtime;
+pub mod schema;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

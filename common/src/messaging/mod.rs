@@ -24,9 +24,17 @@ impl From<crate::db::DbError> for StoreUnavailable {
 }
 
 /// Tables every service's database needs for messaging.
+///
+/// `outbox.seq` is a plain rowid, not AUTOINCREMENT: AUTOINCREMENT reads and rewrites a row of
+/// `sqlite_sequence` on every insert, one more b-tree write per message, to promise that a key
+/// is never reused even after its row is deleted. The relay needs only that a new message sorts
+/// after every message still waiting, and a new rowid (the largest present plus one) does.
+/// `processed_messages` is `WITHOUT ROWID`: its rows are small and only ever found by id, so
+/// the id's own b-tree holds them, one insert per message instead of a table row and an index
+/// entry. (Files from older builds are rebuilt to this layout on start: see `crate::schema`.)
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     message_id TEXT NOT NULL UNIQUE,
     message_type TEXT NOT NULL,
     body TEXT NOT NULL,
@@ -40,7 +48,7 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_attempt_at, seq);
 CREATE TABLE IF NOT EXISTS processed_messages (
     message_id TEXT PRIMARY KEY,
     processed_at TEXT NOT NULL
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     message_id TEXT,

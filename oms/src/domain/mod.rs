@@ -1,5 +1,6 @@
 pub mod customer;
 pub mod error;
+pub mod known_customers;
 pub mod order;
 pub mod ports;
 pub mod service;

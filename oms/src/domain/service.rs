@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::customer::{Customer, NewCustomer};
 use super::error::OrderError;
+use super::known_customers::KnownCustomers;
 use super::order::{NewOrder, Order, OrderStatus, ReservationResult};
 use super::ports::{Applied, Catalog, Deleted, Emit, IdempotencyKey, OrderPage, OrderQuery, OrderStore, PlaceOutcome};
 
@@ -17,6 +18,7 @@ pub struct OrderService {
     catalog: Arc<dyn Catalog>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
+    known_customers: KnownCustomers,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -27,7 +29,7 @@ pub struct Placed {
 
 impl OrderService {
     pub fn new(store: Arc<dyn OrderStore>, catalog: Arc<dyn Catalog>, clock: Arc<dyn Clock>, ids: Arc<dyn IdSource>) -> Self {
-        Self { store, catalog, clock, ids }
+        Self { store, catalog, clock, ids, known_customers: KnownCustomers::default() }
     }
 
     pub fn store(&self) -> &Arc<dyn OrderStore> {
@@ -56,8 +58,11 @@ impl OrderService {
     pub async fn place_order(&self, new: NewOrder, idempotency_key: Option<String>, trace: &TraceParent) -> Result<Placed, OrderError> {
         new.validate()?;
         let key = idempotency_key.map(|key| IdempotencyKey { request_hash: request_hash(&new), key });
-        if self.store.customer(&new.customer_id).await?.is_none() {
-            return Err(OrderError::UnknownCustomer(new.customer_id));
+        if !self.known_customers.contains(&new.customer_id) {
+            if self.store.customer(&new.customer_id).await?.is_none() {
+                return Err(OrderError::UnknownCustomer(new.customer_id));
+            }
+            self.known_customers.remember(&new.customer_id);
         }
         let skus: Vec<String> = new.items.iter().map(|l| l.sku.clone()).collect();
         let catalog = self.catalog.lookup(&skus).await?;

@@ -142,6 +142,8 @@ struct Stats {
     latency_us: Histogram<u64>,
     /// Context switches of the serving process during the phase, when known.
     switches: Option<u64>,
+    /// CPU time the serving process spent during the phase (and the saga it caused), when known.
+    cpu: Option<Duration>,
 }
 
 impl Stats {
@@ -156,9 +158,18 @@ impl Stats {
         }
     }
 
+    /// Server CPU time per request: unlike throughput, hardly moved by whatever else the
+    /// machine runs meanwhile, so it is the figure to compare builds by.
+    fn cpu_per_request(&self) -> String {
+        match self.cpu {
+            Some(cpu) if self.ok > 0 => format!("{:.1}", cpu.as_secs_f64() * 1e6 / self.ok as f64),
+            _ => "n/a".into(),
+        }
+    }
+
     fn print(&self) {
         println!(
-            "{:<40} {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  ok {:>7}  errors {:>4}  ctx-switches/req {}",
+            "{:<40} {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  ok {:>7}  errors {:>4}  ctx-switches/req {}  cpu-us/req {}",
             self.name,
             self.throughput(),
             self.latency_us.value_at_quantile(0.50) as f64 / 1000.0,
@@ -166,6 +177,7 @@ impl Stats {
             self.ok,
             self.errors,
             self.per_request(),
+            self.cpu_per_request(),
         );
     }
 }
@@ -188,6 +200,18 @@ fn context_switches(pid: Option<u32>) -> Option<u64> {
         }
     }
     Some(total)
+}
+
+/// User + system CPU time of `pid` so far (all its threads), from /proc/<pid>/stat.
+fn cpu_time(pid: Option<u32>) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces; utime and
+    // stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // In clock ticks of sysconf(_SC_CLK_TCK) (proc_pid_stat(5)): USER_HZ, 100 on Linux's x86 and
+    // arm64 ABIs whatever the kernel's own HZ.
+    Some(Duration::from_millis(ticks * 10))
 }
 
 type Requester = Arc<dyn Fn(usize) -> futures::future::BoxFuture<'static, Option<Bytes>> + Send + Sync>;
@@ -220,7 +244,8 @@ async fn closed_loop(name: &str, concurrency: usize, length: Duration, request: 
             })
         })
         .collect();
-    let mut stats = Stats { name: name.into(), ok: 0, errors: 0, elapsed: Duration::ZERO, latency_us: histogram(), switches: None };
+    let mut stats =
+        Stats { name: name.into(), ok: 0, errors: 0, elapsed: Duration::ZERO, latency_us: histogram(), switches: None, cpu: None };
     let mut bodies = Vec::new();
     for worker in workers {
         if let Ok((hist, ok, errors, kept)) = worker.await {
@@ -271,10 +296,11 @@ async fn measured<S: std::future::Future<Output = ()>>(
     keep: bool,
     settle: impl FnOnce() -> S,
 ) -> (Stats, Vec<Bytes>) {
-    let before = context_switches(pid);
+    let (before, cpu_before) = (context_switches(pid), cpu_time(pid));
     let (mut stats, kept) = closed_loop(name, args.concurrency, Duration::from_secs(args.seconds), request, keep).await;
     settle().await;
     stats.switches = context_switches(pid).zip(before).map(|(after, before)| after.saturating_sub(before));
+    stats.cpu = cpu_time(pid).zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
     stats.print();
     (stats, kept)
 }
@@ -399,6 +425,23 @@ async fn main() -> anyhow::Result<()> {
             bp.per_request(),
             read.per_request(),
             bg.per_request(),
+        );
+        // The same comparison by server CPU time per request, which noise on a shared machine
+        // moves far less than throughput.
+        let cpu_ratio = |shop: &Stats, base: &Stats| match (shop.cpu, base.cpu) {
+            (Some(s), Some(b)) if shop.ok > 0 && base.ok > 0 && !s.is_zero() => {
+                format!("{:.1}%", 100.0 * (b.as_secs_f64() / base.ok as f64) / (s.as_secs_f64() / shop.ok as f64))
+            }
+            _ => "n/a".into(),
+        };
+        println!(
+            "ratio to baseline by CPU per request: POST /orders {}  GET /orders/{{id}} {}   (cpu-us/req: POST {} vs {}, GET {} vs {})",
+            cpu_ratio(&create, bp),
+            cpu_ratio(&read, bg),
+            create.cpu_per_request(),
+            bp.cpu_per_request(),
+            read.cpu_per_request(),
+            bg.cpu_per_request(),
         );
     }
     if args.rate > 0 {
