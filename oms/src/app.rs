@@ -17,7 +17,6 @@ use salve_common::runtime::Runtime;
 use salve_common::settings::SettingsHandle;
 use salve_common::time::UuidV7;
 
-use crate::adapters::cached_catalog::CachedCatalog;
 use crate::adapters::dynamodb_store::{DynamoOrderStore, Tables};
 use crate::adapters::http::{api_doc, routes};
 use crate::adapters::inbox_handler::OmsMessageHandler;
@@ -66,7 +65,6 @@ pub fn build_with(
         }
     };
     let runtime = if queue_fed { runtime.fed_by_queue() } else { runtime };
-    let catalog = Arc::new(CachedCatalog::new(catalog));
     let service = Arc::new(OrderService::new(store.clone(), catalog, runtime.clock.clone(), Arc::new(UuidV7)));
     let inbox = runtime.inbox(Arc::new(OmsMessageHandler(service.clone())));
     let gauges = OrderGauges::new(store);

@@ -1,5 +1,8 @@
 //! The catalog port with a memory: products already looked up are priced without asking IMS
-//! again (an HTTP round trip per order in two processes, a database read in one).
+//! again. The shop in one process uses it (`tests/shop/src/in_process.rs`), where asking is a
+//! read of IMS's database whose page cache every IMS commit invalidates. OMS as its own process
+//! does not: there an IMS outage must still fail new orders with a 503, the symptom an
+//! operator (or Salve) diagnoses it by, and a memory of prices would hide it.
 //!
 //! Exact, not merely fresh enough: an IMS product cannot change once created. Its API creates
 //! and reads products and never updates or deletes one (docs/contracts/ims.yaml: `/products`

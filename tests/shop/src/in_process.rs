@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ims::domain::InventoryService;
+use oms::adapters::cached_catalog::CachedCatalog;
 use oms::domain::ports::{Catalog, CatalogError, CatalogProduct};
 use salve_common::auth::ApiKeys;
 use salve_common::messaging::sink::InProcessSink;
@@ -67,7 +68,10 @@ impl Shop {
     /// both APIs.
     pub async fn start(data_dir: &Path, options: ShopOptions) -> anyhow::Result<Shop> {
         let ims = ims::app::build(&data_dir.join("ims"), options.keys.clone(), options.ims_settings.clone())?;
-        let catalog = Arc::new(InProcessCatalog(ims.service.clone()));
+        // Remembered: in one process IMS cannot be down while OMS is up, so remembering its
+        // (immutable) products hides nothing. Two processes ask IMS for every order, so an IMS
+        // outage still shows at OMS as a 503, as it must for whoever diagnoses it.
+        let catalog = Arc::new(CachedCatalog::new(Arc::new(InProcessCatalog(ims.service.clone()))));
         let oms = oms::app::build(&data_dir.join("oms"), options.keys.clone(), options.oms_settings.clone(), catalog)?;
 
         let to_ims = InProcessSink::new();
