@@ -1,4 +1,3 @@
-pub mod cached_catalog;
 pub mod dynamodb_store;
 pub mod http;
 pub mod ims_catalog;

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ims::domain::InventoryService;
-use oms::adapters::cached_catalog::CachedCatalog;
 use oms::domain::ports::{Catalog, CatalogError, CatalogProduct};
 use salve_common::auth::ApiKeys;
 use salve_common::messaging::sink::InProcessSink;
@@ -17,6 +16,8 @@ use salve_common::runtime::serve;
 use salve_common::settings::SettingsHandle;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use crate::cached_catalog::CachedCatalog;
 
 /// The catalog port answered by the IMS core in the same process.
 pub struct InProcessCatalog(pub Arc<InventoryService>);

@@ -2,6 +2,7 @@
 //! in-process delivery, the real binaries as separate processes, and a small typed client.
 
 pub mod aws;
+pub mod cached_catalog;
 pub mod client;
 pub mod in_process;
 pub mod processes;

@@ -1,8 +1,8 @@
-//! The catalog port with a memory: products already looked up are priced without asking IMS
-//! again. The shop in one process uses it (`tests/shop/src/in_process.rs`), where asking is a
-//! read of IMS's database whose page cache every IMS commit invalidates. OMS as its own process
-//! does not: there an IMS outage must still fail new orders with a 503, the symptom an
-//! operator (or Salve) diagnoses it by, and a memory of prices would hide it.
+//! OMS's catalog port with a memory, for the shop in one process (`in_process.rs`): products
+//! already looked up are priced without asking IMS again, which there is a read of IMS's
+//! database whose page cache every IMS commit invalidates. OMS as its own process does not use
+//! it: there an IMS outage must still fail new orders with a 503, the symptom an operator (or
+//! Salve) diagnoses it by, and a memory of prices would hide it.
 //!
 //! Exact, not merely fresh enough: an IMS product cannot change once created. Its API creates
 //! and reads products and never updates or deletes one (docs/contracts/ims.yaml: `/products`
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::domain::ports::{Catalog, CatalogError, CatalogProduct};
+use oms::domain::ports::{Catalog, CatalogError, CatalogProduct};
 
 /// How long a product is priced from memory before IMS is asked again.
 const KEEP_FOR: Duration = Duration::from_secs(60);
