@@ -71,7 +71,7 @@ impl Runtime {
 
     /// The embedded default: `<data_dir>/<service>.db` holds the business tables (`schema`),
     /// the outbox and the dead letters; messages arrive over HTTP. The read pool follows the
-    /// current settings.
+    /// current settings, and dedupe markers older than a week are swept away.
     pub fn open_sqlite(
         service: &str,
         data_dir: &Path,
@@ -92,6 +92,7 @@ impl Runtime {
         let mut runtime = Runtime::new(service, Arc::new(SqliteOutbox(db.clone())), Arc::new(db.clone()), settings, keys);
         runtime.dead_letters = Some(Arc::new(SqliteDeadLetters(db.clone())));
         runtime.http_inbox = true;
+        crate::messaging::marker_sweep::spawn(db.clone(), runtime.clock.clone());
         Ok((runtime, db))
     }
 

@@ -18,16 +18,13 @@ use chrono::{DateTime, Utc};
 use super::errors::describe;
 use crate::http::ReadinessCheck;
 use crate::messages::Envelope;
-use crate::messaging::StoreUnavailable;
 use crate::messaging::outbox::{OutboxStats, OutboxStore, Pending, Retry, age};
 use crate::messaging::sink::OutgoingMessage;
+use crate::messaging::{PROCESSED_TTL_DAYS, StoreUnavailable};
 use crate::time::{from_text, to_text};
 use crate::trace_context::TraceParent;
 
 pub type Item = HashMap<String, AttributeValue>;
-
-/// How long a processed-message marker is kept (its TTL): far longer than any redelivery.
-pub const PROCESSED_TTL_DAYS: i64 = 7;
 
 pub fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())

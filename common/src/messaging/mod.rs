@@ -8,9 +8,14 @@
 
 pub mod dead_letters;
 pub mod inbox;
+pub mod marker_sweep;
 pub mod outbox;
 pub mod relay;
 pub mod sink;
+
+/// How long a processed-message (dedupe) marker is kept: far longer than any redelivery. The
+/// DynamoDB table's TTL and the SQLite sweep ([`marker_sweep`]) both use it.
+pub const PROCESSED_TTL_DAYS: i64 = 7;
 
 /// The outbox or dead-letter storage cannot be reached right now; try again later.
 #[derive(Debug, thiserror::Error)]
