@@ -84,14 +84,17 @@ fn rebuild(conn: &Connection, schema: &str, tables: &[&Definition], indexes: &[&
         }
         Ok(rebuilt)
     })();
-    match result {
+    // A failed COMMIT (a full disk) leaves the transaction open: it is rolled back like any
+    // other failure, so the file keeps its old layout whole.
+    match result.and_then(|rebuilt| conn.execute_batch("COMMIT;").map(|()| rebuilt).map_err(DbError::from)) {
         Ok(rebuilt) => {
-            conn.execute_batch("COMMIT;")?;
             tracing::info!(tables = ?rebuilt, "database tables rebuilt to the declared layout");
             Ok(rebuilt)
         }
         Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK;");
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK;");
+            }
             Err(e)
         }
     }

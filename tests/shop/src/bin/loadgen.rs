@@ -158,13 +158,14 @@ impl Stats {
         }
     }
 
-    /// Server CPU time per request: unlike throughput, hardly moved by whatever else the
-    /// machine runs meanwhile, so it is the figure to compare builds by.
+    /// Server CPU time per request, in µs. Other tenants of a shared machine move it less than
+    /// throughput (they take time from the core, not from each request), so builds compare by it.
+    fn cpu_us_per_request(&self) -> Option<f64> {
+        self.cpu.filter(|cpu| self.ok > 0 && !cpu.is_zero()).map(|cpu| cpu.as_secs_f64() * 1e6 / self.ok as f64)
+    }
+
     fn cpu_per_request(&self) -> String {
-        match self.cpu {
-            Some(cpu) if self.ok > 0 => format!("{:.1}", cpu.as_secs_f64() * 1e6 / self.ok as f64),
-            _ => "n/a".into(),
-        }
+        self.cpu_us_per_request().map_or("n/a".into(), |us| format!("{us:.1}"))
     }
 
     fn print(&self) {
@@ -428,10 +429,8 @@ async fn main() -> anyhow::Result<()> {
         );
         // The same comparison by server CPU time per request, which noise on a shared machine
         // moves far less than throughput.
-        let cpu_ratio = |shop: &Stats, base: &Stats| match (shop.cpu, base.cpu) {
-            (Some(s), Some(b)) if shop.ok > 0 && base.ok > 0 && !s.is_zero() => {
-                format!("{:.1}%", 100.0 * (b.as_secs_f64() / base.ok as f64) / (s.as_secs_f64() / shop.ok as f64))
-            }
+        let cpu_ratio = |shop: &Stats, base: &Stats| match (shop.cpu_us_per_request(), base.cpu_us_per_request()) {
+            (Some(s), Some(b)) => format!("{:.1}%", 100.0 * b / s),
             _ => "n/a".into(),
         };
         println!(
