@@ -161,6 +161,17 @@ async fn reload_loop(path: PathBuf, loaded: String, every: Duration, tx: watch::
         if last_text.as_deref() == Some(text.as_str()) {
             continue;
         }
+        // A file written in place (`>` in a shell, most editors, `std::fs::write`) is first
+        // truncated, then filled: a read in between sees an empty or partial file, and an empty
+        // one parses as all defaults. So a change counts only once a second read a moment later
+        // finds the same text. (A mounted ConfigMap is swapped atomically by the kubelet and
+        // never shows half-written; this is for files edited on a host.)
+        tokio::time::sleep((every / 4).min(Duration::from_millis(100))).await;
+        match tokio::fs::read_to_string(&path).await {
+            Ok(again) if again == text => {}
+            // Still being written, or gone again: the next poll looks afresh.
+            _ => continue,
+        }
         last_text = Some(text.clone());
         match Settings::parse(&text) {
             Ok(new) => {
@@ -230,6 +241,8 @@ mod tests {
         // Give the reloader several polls to (wrongly) apply the invalid file, then a valid one.
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert_eq!(handle.current().pool_size, 5, "invalid file must not replace the settings");
+        // `fs::write` truncates first: a poll in between once applied the empty file (all
+        // defaults, pool_size 8) and this saw 8. A change now counts only when read twice.
         std::fs::write(&path, "pool_size = 7").unwrap();
         changes.changed().await.unwrap();
         assert_eq!(handle.current().pool_size, 7);
