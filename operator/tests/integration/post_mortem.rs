@@ -89,7 +89,7 @@ async fn resolved_post_mortem_is_in_status_config_map_and_locked_in_s3_and_follo
     assert!(client.delete_object().bucket(&b).key(key).version_id(&v1).send().await.is_err(), "locked");
     let cond = st.conditions.iter().find(|c| c.type_ == "PostMortemArchived").expect("condition");
     assert_eq!(cond.status, ConditionStatus::True);
-    assert!(evs_contain(&env, "PostMortemArchived").await);
+    wait_event(&env, "PostMortemArchived").await;
 
     // The recorded diagnosis replays offline to the same answer.
     let replay = replay_offline(&parse_post_mortem(&in_cm.to_string()).expect("parse")).expect("replay");
@@ -131,7 +131,7 @@ async fn a_failing_archive_is_reported_retried_and_never_blocks_resolution() {
     let cond = st.conditions.iter().find(|c| c.type_ == "PostMortemArchived").expect("condition");
     assert_eq!(cond.reason, "ObjectLockNotEnabled");
     assert!(cond.message.contains("Object Lock"), "{}", cond.message);
-    assert!(evs_contain(&env, "PostMortemArchiveFailed").await);
+    wait_event(&env, "PostMortemArchiveFailed").await;
 
     // The bucket owner fixes the bucket; the next retry archives without anyone touching the Incident.
     client
@@ -200,10 +200,6 @@ async fn rejected_then_resolved_incident_replays_offline_to_the_same_action() {
     assert_eq!((action.kind, action.replicas), (ActionKind::Scale, Some(3)));
     assert!(incident(&env, "oms-oom").await.status.expect("status").llm_usage.is_none(), "the offline rules are not an LLM call");
     op.stop().await;
-}
-
-async fn evs_contain(env: &Env, reason: &str) -> bool {
-    events(env).await.iter().any(|e| e.reason.as_deref() == Some(reason))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -53,10 +53,10 @@ async fn s1_configmap_crashloop_is_restored_verified_and_resolved() {
     let body: serde_json::Value = serde_json::from_str(pm.data.expect("data").get("postmortem.json").expect("json")).expect("parse");
     assert_eq!(body["root_cause_category"], "Config_Error");
     assert!(body["simulation_context"]["evidence"].is_object());
-    let evs = events(&env).await;
     for reason in ["Investigating", "Diagnosed", "RemediationCreated", "Verifying", "Resolved", "AutoApproved", "Applied", "Verified"] {
-        assert!(evs.iter().any(|e| e.reason.as_deref() == Some(reason)), "missing event {reason}");
+        wait_event(&env, reason).await;
     }
+    let evs = events(&env).await;
     assert!(
         evs.iter().any(
             |e| e.reason.as_deref() == Some("InvalidObject") && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("garbled")
@@ -92,7 +92,7 @@ async fn s2_high_risk_waits_is_rejected_rediagnosed_approved_and_applied() {
     let r1 = wait_remediation_phase(&env, "oms-oom-r1", "AwaitingApproval").await;
     assert_eq!(r1.spec.action.kind, ActionKind::SetDeploymentResources);
     assert_eq!(r1.spec.action.memory_limit.as_deref(), Some("512Mi"));
-    assert!(evs_contain(&env, "AwaitingApproval").await);
+    wait_event(&env, "AwaitingApproval").await;
     decide(&env, "oms-oom-r1", json!({"state": "Rejected", "feedback": "memory budget is fixed; scale out instead", "by": "alice"})).await;
 
     let r2 = wait_remediation_phase(&env, "oms-oom-r2", "AwaitingApproval").await;
@@ -118,13 +118,6 @@ async fn s2_high_risk_waits_is_rejected_rediagnosed_approved_and_applied() {
     assert_eq!(wait_remediation_phase(&env, "oms-oom-r2", "Succeeded").await.spec.action.kind, ActionKind::Scale);
     assert_rbac_covers_operator_requests(&env);
     op.stop().await;
-}
-
-async fn evs_contain(env: &Env, reason: &str) -> bool {
-    eventually(&format!("event {reason}"), || async {
-        events(env).await.iter().any(|e| e.reason.as_deref() == Some(reason)).then_some(true)
-    })
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,8 +155,8 @@ async fn s3_fix_that_does_not_clear_is_undone_and_escalates() {
     let st = inc.status.expect("status");
     assert_eq!(st.remediations, ["oms-5xx-r1"], "the failed action is not retried");
     assert!(st.timeline.iter().any(|t| t.message.contains("failed and was undone")));
-    assert!(evs_contain(&env, "VerificationFailed").await);
-    assert!(evs_contain(&env, "RolledBack").await);
+    wait_event(&env, "VerificationFailed").await;
+    wait_event(&env, "RolledBack").await;
     assert_rbac_covers_operator_requests(&env);
     op.stop().await;
 }
@@ -180,8 +173,7 @@ async fn s4_policy_forbids_nothing_changes_and_an_event_says_why() {
     let c = st.conditions.iter().find(|c| c.type_ == "PolicyAllowed").expect("condition");
     assert_eq!(c.reason, "ProtectedResource");
     assert!(st.remediations.is_empty(), "no Remediation exists for a refused proposal");
-    let evs = events(&env).await;
-    let refusal = evs.iter().find(|e| e.reason.as_deref() == Some("PolicyRefused")).expect("PolicyRefused event");
+    let refusal = wait_event(&env, "PolicyRefused").await;
     assert!(refusal.note.as_deref().unwrap_or_default().contains("salve.dev/protected=true"));
     assert_eq!(config_value(&env, "POOL_SIZE").await.as_deref(), Some("0"), "nothing changed");
     assert_eq!(writes_by_operator(&env, &format!("/configmaps/{CM}")), 0);

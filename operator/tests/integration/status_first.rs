@@ -37,6 +37,7 @@ async fn a_failed_status_write_after_diagnosis_neither_asks_the_model_again_nor_
     assert_eq!(bedrock.requests.lock().expect("lock").len(), 1, "the model was asked once");
     let usage = inc.status.as_ref().and_then(|s| s.llm_usage.clone()).expect("usage");
     assert_eq!(usage.calls, 1, "and that one call is what the Incident records");
+    wait_event(&env, "Diagnosed").await;
     let diagnosed = events(&env).await.into_iter().filter(|e| e.reason.as_deref() == Some("Diagnosed")).count();
     assert_eq!(diagnosed, 1, "the Diagnosed Event is published once, after the write that succeeded");
     op.stop().await;

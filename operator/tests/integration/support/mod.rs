@@ -248,6 +248,13 @@ pub async fn events(env: &Env) -> Vec<Event> {
     Api::<Event>::namespaced(env.client.clone(), NS).list(&ListParams::default()).await.expect("events").items
 }
 
+/// The first Event with `reason`, once published. The operator writes status before any Event,
+/// so a status a test has just seen may still be ahead of its Event: a test waits for Events as
+/// it waits for any other write.
+pub async fn wait_event(env: &Env, reason: &str) -> Event {
+    eventually(&format!("event {reason}"), || async { events(env).await.into_iter().find(|e| e.reason.as_deref() == Some(reason)) }).await
+}
+
 pub async fn lease_holder(env: &Env) -> Option<String> {
     let l = Api::<Lease>::namespaced(env.client.clone(), NS).get_opt("salve-operator-leader").await.expect("lease")?;
     l.spec.and_then(|s| s.holder_identity)
