@@ -144,8 +144,8 @@ fn terminal_in_step(inc: &Incident, copy: Option<RecordedCopy>, ctx: &Context) -
     }
     let Some(store) = ctx.remediation_cache.get() else { return false };
     let ns = inc.namespace().unwrap_or_else(|| "default".into());
-    let rems: Vec<Remediation> = st.remediations.iter().filter_map(|name| cache::cached_remediation(&store, &ns, name)).collect();
-    recorded_in_step(inc, st, copy, &rems, ctx.post_mortem_store.is_some())
+    let records: Vec<u64> = st.remediations.iter().filter_map(|name| cache::cached_remediation_record(&store, &ns, name)).collect();
+    recorded_in_step(inc, st, copy, &records, ctx.post_mortem_store.is_some())
 }
 
 pub async fn reconcile(guard: Arc<DeserializeGuard<Incident>>, ctx: Arc<Context>) -> Result<Action, Error> {

@@ -72,6 +72,25 @@ pub fn assemble(incident: &Incident, status: &IncidentStatus, remediations: &[Re
     }
 }
 
+/// What a Remediation's record in the post-mortem is, hashed (see `RecordedCopy`): the
+/// Remediation cache keeps this instead of the parts of the status only the record reads.
+pub fn remediation_record_hash(r: &Remediation) -> u64 {
+    record_hash(&applied_remediation(r))
+}
+
+fn record_hash(record: &AppliedRemediation) -> u64 {
+    json_hash(record)
+}
+
+/// Hashed through the JSON, so every type counts without implementing `Hash` (in one process:
+/// never stored elsewhere).
+fn json_hash(value: &impl serde::Serialize) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    serde_json::to_string(value).unwrap_or_default().hash(&mut hasher);
+    hasher.finish()
+}
+
 fn applied_remediation(r: &Remediation) -> AppliedRemediation {
     let st = r.status.clone().unwrap_or_default();
     AppliedRemediation {
@@ -111,19 +130,19 @@ pub struct RecordedCopy {
 
 impl RecordedCopy {
     pub fn of(copy: &PostMortem) -> Self {
+        let records: Vec<u64> = copy.remediation_action.iter().map(record_hash).collect();
         RecordedCopy {
-            compared: compared_parts_hash(copy),
+            compared: compared_parts_hash(copy, &records),
             actions_truncated: copy.truncated.iter().any(|t| t.starts_with("remediation_action")),
         }
     }
 }
 
 /// What can change after the terminal transition: the Incident's identity and spec (service,
-/// severity, source), its outcome, the feedback score annotation and the Remediations. Hashed
-/// through their JSON, so every compared type counts without implementing `Hash`.
-fn compared_parts_hash(pm: &PostMortem) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let parts = (
+/// severity, source), its outcome, the feedback score annotation and the Remediations' records
+/// (`records`, hashed one by one, in the record's order: see `remediation_record_hash`).
+fn compared_parts_hash(pm: &PostMortem, records: &[u64]) -> u64 {
+    json_hash(&(
         &pm.incident_name,
         &pm.incident_namespace,
         &pm.created_at,
@@ -132,25 +151,23 @@ fn compared_parts_hash(pm: &PostMortem) -> u64 {
         &pm.source,
         pm.outcome,
         pm.human_feedback_score,
-        &pm.remediation_action,
-    );
-    let mut hasher = std::hash::DefaultHasher::new();
-    serde_json::to_string(&parts).unwrap_or_default().hash(&mut hasher);
-    hasher.finish()
+        records,
+    ))
 }
 
 /// Whether the post-mortem recorded in `status` (its `copy`) is what `sync_post_mortem` would
-/// write now, judged without a request from a cached Incident and cached `remediations`:
-/// recorded (reference and digest), archived when an archive is configured, and its copy
-/// agreeing with the record the Incident and its Remediations make now (see
-/// `compared_parts_hash`). The rest of the record comes from the status the operator wrote in
-/// the same apply as the digest. `false` whenever unsure (a Remediation not in the cache, a copy
-/// trimmed of its Remediations): then the full sync runs.
+/// write now, judged without a request from a cached Incident and the cached records of its
+/// Remediations (`records`, one per name in `status.remediations`, in that order: see
+/// `remediation_record_hash`): recorded (reference and digest), archived when an archive is
+/// configured, and its copy agreeing with the record the Incident and its Remediations make now
+/// (see `compared_parts_hash`). The rest of the record comes from the status the operator wrote
+/// in the same apply as the digest. `false` whenever unsure (a Remediation not in the cache, a
+/// copy trimmed of its Remediations): then the full sync runs.
 pub fn recorded_in_step(
     incident: &Incident,
     status: &IncidentStatus,
     copy: Option<RecordedCopy>,
-    remediations: &[Remediation],
+    records: &[u64],
     archive_configured: bool,
 ) -> bool {
     let (Some(copy), Some(digest), Some(_)) = (copy, &status.post_mortem_digest, &status.post_mortem_ref) else {
@@ -159,11 +176,11 @@ pub fn recorded_in_step(
     if archive_configured && status.post_mortem_archive.as_ref().is_none_or(|a| &a.digest != digest) {
         return false;
     }
-    if copy.actions_truncated || remediations.len() != status.remediations.len() {
+    if copy.actions_truncated || records.len() != status.remediations.len() {
         return false;
     }
-    let now = assemble(incident, status, remediations, feedback_score(incident));
-    compared_parts_hash(&now) == copy.compared
+    let now = assemble(incident, status, &[], feedback_score(incident));
+    compared_parts_hash(&now, records) == copy.compared
 }
 
 /// What `sync_post_mortem` did.
@@ -471,32 +488,39 @@ mod tests {
             let c: CachedIncident = serde_json::from_value(serde_json::to_value(inc).expect("json")).expect("cached");
             c.object_and_summary().expect("parses")
         };
-        let cached_rems: Vec<Remediation> = rems
-            .iter()
-            .map(|r| {
-                let c: CachedRemediation = serde_json::from_value(serde_json::to_value(r).expect("json")).expect("cached");
-                c.object().expect("parses")
-            })
-            .collect();
-        let in_step = |inc: &Incident, copy: Option<RecordedCopy>, rems: &[Remediation]| {
-            recorded_in_step(inc, inc.status.as_ref().expect("status"), copy, rems, false)
+        let cached_record = |r: &Remediation| -> u64 {
+            let c: CachedRemediation = serde_json::from_value(serde_json::to_value(r).expect("json")).expect("cached");
+            c.object_and_summary().expect("parses").1.expect("record")
+        };
+        let cached_records: Vec<u64> = rems.iter().map(cached_record).collect();
+        let full_records: Vec<u64> = rems.iter().map(remediation_record_hash).collect();
+        let in_step = |inc: &Incident, copy: Option<RecordedCopy>, records: &[u64]| {
+            recorded_in_step(inc, inc.status.as_ref().expect("status"), copy, records, false)
         };
         let full_copy = |inc: &Incident| inc.status.as_ref().and_then(|s| s.post_mortem.as_deref()).map(RecordedCopy::of);
         let (c, copy) = cached(&inc);
         assert!(c.status.as_ref().is_some_and(|s| s.evidence.is_none() && s.timeline.is_empty()), "the cache skips the bulk");
         assert!(c.status.as_ref().is_some_and(|s| s.post_mortem.is_none()) && copy.is_some(), "the copy is kept as its summary");
-        assert!(in_step(&inc, full_copy(&inc), &rems) && in_step(&c, copy, &cached_rems), "recorded: nothing to do, from either copy");
+        assert_eq!(cached_records, full_records, "the cache keeps each Remediation's record as it is");
+        assert!(
+            in_step(&inc, full_copy(&inc), &full_records) && in_step(&c, copy, &cached_records),
+            "recorded: nothing to do, from either copy"
+        );
+        assert!(!in_step(&c, copy, &cached_records[..1]), "a Remediation missing from the cache: unsure, so not in step");
+        assert!(!in_step(&c, copy, &[cached_records[1], cached_records[0]]), "the records' order is part of the record");
         // A person scores the incident: the record is out of step, and the cache sees it too.
         inc.metadata.annotations = Some([(FEEDBACK_SCORE_ANNOTATION.to_string(), "4".to_string())].into());
         let (c, copy) = cached(&inc);
-        assert!(!in_step(&inc, full_copy(&inc), &rems) && !in_step(&c, copy, &cached_rems));
-        // So does a Remediation that changed after the record was written.
-        let mut changed = cached_rems.clone();
-        if let Some(st) = changed[1].status.as_mut() {
+        assert!(!in_step(&inc, full_copy(&inc), &full_records) && !in_step(&c, copy, &cached_records));
+        // So does a Remediation that changed after the record was written, in a part the cache
+        // keeps only as the record's hash.
+        let mut changed = rems[1].clone();
+        if let Some(st) = changed.status.as_mut() {
             st.applied_patch = Some("{\"data\":{\"POOL_SIZE\":\"20\"}}".into());
         }
+        let changed_records = [cached_records[0], cached_record(&changed)];
         inc.metadata.annotations = None;
         let (c, copy) = cached(&inc);
-        assert!(in_step(&c, copy, &cached_rems) && !in_step(&c, copy, &changed));
+        assert!(in_step(&c, copy, &cached_records) && !in_step(&c, copy, &changed_records));
     }
 }
