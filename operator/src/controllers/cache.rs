@@ -56,5 +56,5 @@ pub fn cached_remediation(store: &RemediationStore, ns: &str, name: &str) -> Opt
 
 /// The hash of the cached Remediation's post-mortem record (see `post_mortem::recorded_in_step`).
 pub fn cached_remediation_record(store: &RemediationStore, ns: &str, name: &str) -> Option<u64> {
-    store.get(&ObjectRef::new(name).within(ns)).and_then(|c| c.object_and_summary().ok()).and_then(|(_, record)| record)
+    store.get(&ObjectRef::new(name).within(ns)).and_then(|c| c.summary().map(|s| s.record))
 }

@@ -1,7 +1,6 @@
 //! One object as the controllers' caches hold it (see `Cached`).
 
 use std::borrow::Cow;
-use std::marker::PhantomData;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -15,27 +14,29 @@ use serde::{Deserialize, Serialize};
 const OUR_ANNOTATIONS: &str = "salve.dev/";
 
 /// A cached object: its metadata (cut to what is read: no managedFields, labels, foreign
-/// annotations or, for an object that parses, uid) and the rest of what the kind keeps (see
-/// `CachedKind::decode`) as compact JSON, decoded again when read.
+/// annotations or, for an object that parses, uid), the rest of what the kind keeps (see
+/// `CachedKind::decode`) as compact JSON, decoded again when read, and the kind's summary.
 ///
 /// Why not the typed object: a typed Incident or Remediation is about 1.2 KiB in place however
 /// empty, before any of its strings; its kept parts as JSON are a few hundred bytes. The
 /// controllers cache every Incident and every Remediation in the cluster, and read one of them
 /// only when it changes, so the cache pays the small form and a read pays a decode of
 /// microseconds.
-pub struct Cached<K> {
+pub struct Cached<K: CachedKind> {
     meta: ObjectMeta,
-    /// `{"spec": …, "status": …, "summary": …}` as kept, or why the object does not parse.
+    /// `{"spec": …, "status": …}` as kept, or why the object does not parse.
     body: Result<Box<str>, String>,
-    kind: PhantomData<fn() -> K>,
+    /// Kept as it is (not in `body`), so reading it decodes nothing.
+    summary: Option<K::Summary>,
 }
 
 /// A kind the controllers cache.
 pub trait CachedKind: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Sized {
     type Spec: Serialize + DeserializeOwned;
     type Status: Serialize + DeserializeOwned;
-    /// What the cache keeps in place of a part of the status it drops (`()` for none).
-    type Summary: Serialize + DeserializeOwned;
+    /// What the cache keeps in place of a part of the status it drops, and what is read of
+    /// every cached object at once (so it must not need a decode).
+    type Summary: Clone;
     /// Decodes the API server's JSON into what the cache keeps of it, or keeps why it does not
     /// parse with its metadata (as `DeserializeGuard` does): one bad object never stops a watch.
     fn decode<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Result<Self, InvalidObject>, D::Error>;
@@ -52,13 +53,11 @@ pub struct Parts<K: CachedKind> {
 }
 
 #[derive(Serialize, Deserialize)]
-struct Body<S, T, M> {
+struct Body<S, T> {
     spec: S,
     // Absent is `None` (serde's rule for an `Option` field).
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<T>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    summary: Option<M>,
 }
 
 impl<K: CachedKind> Cached<K> {
@@ -74,8 +73,13 @@ impl<K: CachedKind> Cached<K> {
     pub fn object_and_summary(&self) -> Result<(K, Option<K::Summary>), InvalidObject> {
         let invalid = |error: String| InvalidObject { error, metadata: self.meta.clone() };
         let json = self.body.as_deref().map_err(|e| invalid(e.clone()))?;
-        let body: Body<K::Spec, K::Status, K::Summary> = serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
-        Ok((K::from_parts(self.meta.clone(), body.spec, body.status), body.summary))
+        let body: Body<K::Spec, K::Status> = serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
+        Ok((K::from_parts(self.meta.clone(), body.spec, body.status), self.summary.clone()))
+    }
+
+    /// The kind's summary of the object, without decoding it (`None` when it does not parse).
+    pub fn summary(&self) -> Option<&K::Summary> {
+        self.summary.as_ref()
     }
 
     pub fn guard(&self) -> DeserializeGuard<K> {
@@ -87,12 +91,13 @@ impl<K: CachedKind> Cached<K> {
         match decoded {
             Ok(obj) => {
                 let Parts { meta, spec, status, summary } = obj.into_parts();
-                let body = serde_json::to_string(&Body { spec, status, summary }).map(String::into_boxed_str).map_err(|e| e.to_string());
+                let body = serde_json::to_string(&Body { spec, status }).map(String::into_boxed_str).map_err(|e| e.to_string());
+                let summary = summary.filter(|_| body.is_ok());
                 // A reconcile that acts reads the object in full: its uid is not read from here.
-                Cached { meta: ObjectMeta { uid: None, ..kept_meta(meta) }, body, kind: PhantomData }
+                Cached { meta: ObjectMeta { uid: None, ..kept_meta(meta) }, body, summary }
             }
             // The Warning Event about it names the object by uid (as `kubectl describe` finds it).
-            Err(invalid) => Cached { meta: kept_meta(invalid.metadata), body: Err(invalid.error), kind: PhantomData },
+            Err(invalid) => Cached { meta: kept_meta(invalid.metadata), body: Err(invalid.error), summary: None },
         }
     }
 }
@@ -122,13 +127,13 @@ impl<'de, K: CachedKind> Deserialize<'de> for Cached<K> {
     }
 }
 
-impl<K> Clone for Cached<K> {
+impl<K: CachedKind> Clone for Cached<K> {
     fn clone(&self) -> Self {
-        Cached { meta: self.meta.clone(), body: self.body.clone(), kind: PhantomData }
+        Cached { meta: self.meta.clone(), body: self.body.clone(), summary: self.summary.clone() }
     }
 }
 
-impl<K> std::fmt::Debug for Cached<K> {
+impl<K: CachedKind> std::fmt::Debug for Cached<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cached").field("meta", &self.meta).field("body", &self.body).finish()
     }

@@ -1,6 +1,7 @@
 //! What the controllers cache of a Remediation (see `Cached` and `CachedKind`).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
 use kube::core::error_boundary::InvalidObject;
 use serde::Deserialize;
 use serde_json::Value;
@@ -8,9 +9,23 @@ use serde_json::Value;
 use super::cached::{Cached, CachedKind, Parts};
 use super::post_mortem::remediation_record_hash;
 use crate::crd::{Remediation, RemediationSpec, RemediationStatus};
+use crate::domain::phase::RemediationPhase;
+use crate::domain::time::parse_time;
 
 /// A Remediation as the controllers cache it.
 pub type CachedRemediation = Cached<Remediation>;
+
+/// What is read of a cached Remediation without decoding it: the policy's counts read these of
+/// every Remediation in the cluster on each decision (see `policy_context::gather`), and the
+/// post-mortem comparison reads the record's hash.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RemediationSummary {
+    pub phase: RemediationPhase,
+    /// `status.appliedAt`, parsed (`None` when absent or not a time).
+    pub applied_at: Option<Timestamp>,
+    /// `post_mortem::remediation_record_hash` of the whole Remediation.
+    pub record: u64,
+}
 
 /// Of a Remediation, the cache keeps what its terminal check, the policy's counts and the
 /// notifier read: metadata, spec without the rationale, and status without its conditions,
@@ -20,8 +35,7 @@ pub type CachedRemediation = Cached<Remediation>;
 impl CachedKind for Remediation {
     type Spec = RemediationSpec;
     type Status = RemediationStatus;
-    /// `post_mortem::remediation_record_hash` of the whole Remediation.
-    type Summary = u64;
+    type Summary = RemediationSummary;
 
     fn decode<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Result<Self, InvalidObject>, D::Error> {
         // Remediations are small and rarely many: decoded as `DeserializeGuard` would, in one
@@ -43,14 +57,19 @@ impl CachedKind for Remediation {
     }
 
     fn into_parts(mut self) -> Parts<Self> {
-        let record = remediation_record_hash(&self);
+        let st = self.status.as_ref();
+        let summary = RemediationSummary {
+            phase: st.map(|s| s.phase).unwrap_or_default(),
+            applied_at: st.and_then(|s| s.applied_at.as_deref()).and_then(parse_time),
+            record: remediation_record_hash(&self),
+        };
         if let Some(st) = self.status.as_mut() {
             st.snapshot = None;
             st.applied_patch = None;
             st.verification = None;
             st.dry_run_result = None;
         }
-        Parts { meta: self.metadata, spec: self.spec, status: self.status, summary: Some(record) }
+        Parts { meta: self.metadata, spec: self.spec, status: self.status, summary: Some(summary) }
     }
 
     fn from_parts(metadata: ObjectMeta, spec: RemediationSpec, status: Option<RemediationStatus>) -> Self {
@@ -91,8 +110,9 @@ mod tests {
         assert_eq!(st.pr_url.as_deref(), Some("https://github.com/acme/shop/pull/7"), "the notifier links it");
         assert!(st.conditions.is_empty() && st.feedback.is_none());
         assert!(st.snapshot.is_none() && st.applied_patch.is_none() && st.verification.is_none(), "kept as the record's hash");
-        let (_, record) = c.object_and_summary().expect("parsed");
-        assert!(record.is_some());
+        let summary = c.summary().expect("parsed");
+        assert_eq!(summary.phase, RemediationPhase::Succeeded, "the policy counts it without a decode");
+        assert_eq!(summary.applied_at, parse_time("2026-11-29T10:00:00Z"));
     }
 
     #[test]

@@ -490,7 +490,7 @@ mod tests {
         };
         let cached_record = |r: &Remediation| -> u64 {
             let c: CachedRemediation = serde_json::from_value(serde_json::to_value(r).expect("json")).expect("cached");
-            c.object_and_summary().expect("parses").1.expect("record")
+            c.summary().expect("parses").record
         };
         let cached_records: Vec<u64> = rems.iter().map(cached_record).collect();
         let full_records: Vec<u64> = rems.iter().map(remediation_record_hash).collect();

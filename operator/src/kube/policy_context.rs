@@ -2,13 +2,15 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::ListParams;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::controllers::cache::{PAGE_SIZE, RemediationStore};
 use crate::crd::Remediation;
 use crate::domain::action::{ActionKind, ProposedAction};
+use crate::domain::phase::RemediationPhase;
 use crate::domain::policy::PolicyContext;
 
 /// `remediations`: the controllers' Remediation cache when they run; without it, every
@@ -34,31 +36,42 @@ pub async fn gather(
     let hour_ago = Timestamp::now() - SignedDuration::from_hours(1);
     let mut started = 0;
     let mut busy = false;
-    let mut count = |r: &Remediation| {
-        if Some(r.name_any().as_str()) == this_remediation && r.namespace().as_deref() == Some(ns) {
+    // `target` is asked only of an in-flight Remediation in this namespace (rare): from the
+    // cache, those are the only Remediations a decision decodes.
+    let mut count = |meta: &ObjectMeta, phase: RemediationPhase, applied_at: Option<Timestamp>, target: &dyn Fn() -> Option<String>| {
+        let same_ns = meta.namespace.as_deref() == Some(ns);
+        if same_ns && this_remediation.is_some_and(|n| meta.name.as_deref() == Some(n)) {
             return;
         }
-        let st = r.status.as_ref();
-        let phase = st.map(|s| s.phase).unwrap_or_default();
-        let applied_at = st.and_then(|s| s.applied_at.as_deref());
-        if applied_at.and_then(crate::domain::time::parse_time).is_some_and(|t| t > hour_ago) || phase.is_in_flight() {
+        if applied_at.is_some_and(|t| t > hour_ago) || phase.is_in_flight() {
             started += 1;
         }
-        if r.namespace().as_deref() == Some(ns) && r.spec.action.target() == action.target() && phase.is_in_flight() {
+        if same_ns && phase.is_in_flight() && !busy && target().is_some_and(|t| t == action.target()) {
             busy = true;
         }
     };
     // Unparseable Remediations are skipped here; their own reconcile reports them.
     match remediations {
-        // The controllers' cache (as fresh as their watch): no request.
-        Some(store) => store.state().iter().filter_map(|c| c.object().ok()).for_each(|r| count(&r)),
+        // The controllers' cache (as fresh as their watch): no request, and no decode but the
+        // rare one above (a decision reads every Remediation in the cluster).
+        Some(store) => {
+            for c in store.state() {
+                if let Some(s) = c.summary() {
+                    count(c.meta(), s.phase, s.applied_at, &|| c.object().ok().map(|r| r.spec.action.target()));
+                }
+            }
+        }
         // No controller running (a single reconcile, a tool): every Remediation, page by page.
         None => {
             let api = Api::<kube::core::DeserializeGuard<Remediation>>::all(client.clone());
             let mut lp = ListParams::default().limit(PAGE_SIZE);
             loop {
                 let page = api.list(&lp).await?;
-                page.items.iter().filter_map(|g| g.0.as_ref().ok()).for_each(&mut count);
+                for r in page.items.iter().filter_map(|g| g.0.as_ref().ok()) {
+                    let st = r.status.as_ref();
+                    let applied_at = st.and_then(|s| s.applied_at.as_deref()).and_then(crate::domain::time::parse_time);
+                    count(&r.metadata, st.map(|s| s.phase).unwrap_or_default(), applied_at, &|| Some(r.spec.action.target()));
+                }
                 match page.metadata.continue_.filter(|c| !c.is_empty()) {
                     Some(token) => lp = lp.continue_token(&token),
                     None => break,
@@ -73,4 +86,62 @@ pub async fn gather(
         started_last_hour: started,
         other_in_flight_for_target: busy,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controllers::cache::CachedRemediation;
+    use kube::runtime::{reflector, watcher};
+    use serde_json::json;
+
+    fn cached(name: &str, ns: &str, repository: &str, phase: &str, applied_at: Option<String>) -> CachedRemediation {
+        serde_json::from_value(json!({
+            "apiVersion": "salve.dev/v1alpha1", "kind": "Remediation",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"incidentRef": "inc", "risk": "Low",
+                "action": {"kind": "PullRequest", "targetName": "shop-gitops", "repository": repository}},
+            "status": {"phase": phase, "appliedAt": applied_at}
+        }))
+        .expect("remediation")
+    }
+
+    /// The policy's counts from the controllers' cache, read from each Remediation's summary:
+    /// recent and in-flight ones count toward the hourly limit, an in-flight one for the same
+    /// target (in this namespace) makes the target busy, the one being decided and unparseable
+    /// ones are left out.
+    #[tokio::test]
+    async fn counts_from_the_cache_without_requests() {
+        let now = Timestamp::now();
+        let ago = |mins: i64| Some((now - SignedDuration::from_mins(mins)).to_string());
+        let (store, mut writer) = reflector::store::<CachedRemediation>();
+        let invalid: CachedRemediation = serde_json::from_value(json!({
+            "apiVersion": "salve.dev/v1alpha1", "kind": "Remediation",
+            "metadata": {"name": "garbled", "namespace": "shop"}, "spec": {"risk": 7}
+        }))
+        .expect("kept as invalid");
+        for c in [
+            cached("recent", "shop", "acme/other", "Succeeded", ago(10)),
+            cached("old", "shop", "acme/shop", "Succeeded", ago(120)),
+            cached("verifying-elsewhere", "payments", "acme/shop", "Verifying", ago(5)),
+            cached("this-one", "shop", "acme/shop", "Approved", None),
+            invalid,
+        ] {
+            writer.apply_watcher_event(&watcher::Event::Apply(c));
+        }
+        // Any request would fail: the handle that would answer it is gone.
+        let (service, _) = tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>();
+        let client = Client::new(service, "shop");
+        let action: ProposedAction =
+            serde_json::from_value(json!({"kind": "PullRequest", "targetName": "shop-gitops", "repository": "acme/shop"})).expect("action");
+
+        let ctx = gather(&client, Some(&store), "shop", &action, Some("this-one")).await.expect("no request needed");
+        assert_eq!(ctx.started_last_hour, 2, "recent + in flight elsewhere; not the old one, this one or the garbled one");
+        assert!(!ctx.other_in_flight_for_target, "the only other in-flight one is in another namespace");
+
+        writer.apply_watcher_event(&watcher::Event::Apply(cached("rolling-out", "shop", "acme/shop", "RollingOut", ago(1))));
+        let ctx = gather(&client, Some(&store), "shop", &action, Some("this-one")).await.expect("no request needed");
+        assert_eq!(ctx.started_last_hour, 3);
+        assert!(ctx.other_in_flight_for_target, "another Remediation is changing the same repository");
+    }
 }
