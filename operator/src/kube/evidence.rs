@@ -22,6 +22,8 @@ pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 const LOG_TAIL_PODS: usize = 3;
 const LOG_TAIL_LINES: i64 = 40;
 const MAX_CONFIG_MAPS: usize = 5;
+/// Events per page when reading a namespace's Events.
+const EVENTS_PAGE_SIZE: u32 = 500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvidenceError {
@@ -52,12 +54,15 @@ fn revision_of(rs: &ReplicaSet) -> Option<i64> {
     rs.annotations().get(REVISION_ANNOTATION).and_then(|r| r.parse().ok())
 }
 
-/// ReplicaSets owned by the Deployment, oldest revision first.
+/// ReplicaSets owned by the Deployment, oldest revision first. Found as the deployment
+/// controller finds them: those matching the Deployment's selector (its ReplicaSets carry the
+/// template's labels), then owned by it; not every ReplicaSet of the namespace.
 pub async fn owned_replica_sets(client: &Client, ns: &str, d: &Deployment) -> Result<Vec<ReplicaSet>, kube::Error> {
     let uid = d.uid().unwrap_or_default();
     let api: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
+    let lp = ListParams::default().labels(&selector_string(d));
     let mut v: Vec<ReplicaSet> =
-        api.list(&ListParams::default()).await?.items.into_iter().filter(|rs| rs.owner_references().iter().any(|o| o.uid == uid)).collect();
+        api.list(&lp).await?.items.into_iter().filter(|rs| rs.owner_references().iter().any(|o| o.uid == uid)).collect();
     v.sort_by_key(|rs| revision_of(rs).unwrap_or_default());
     Ok(v)
 }
@@ -266,14 +271,21 @@ async fn config_maps(client: &Client, history: &ConfigHistory, ns: &str, w: &Wor
 }
 
 async fn events(client: &Client, ns: &str, related: &BTreeSet<String>, ev: &mut Evidence) -> Result<(), kube::Error> {
+    // A busy namespace holds thousands of Events (the API server keeps them an hour), most about
+    // other objects: read them a page at a time, keeping only the related ones, so an incident
+    // never holds the whole list at once. (A field selector takes one name per request, and
+    // `related` names every pod of the workload.)
     let api: Api<CoreEvent> = Api::namespaced(client.clone(), ns);
-    let mut evs: Vec<CoreEvent> = api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|e| e.involved_object.name.as_ref().is_some_and(|n| related.contains(n)))
-        .collect();
+    let mut evs: Vec<CoreEvent> = Vec::new();
+    let mut lp = ListParams::default().limit(EVENTS_PAGE_SIZE);
+    loop {
+        let page = api.list(&lp).await?;
+        evs.extend(page.items.into_iter().filter(|e| e.involved_object.name.as_ref().is_some_and(|n| related.contains(n))));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => lp = lp.continue_token(&token),
+            None => break,
+        }
+    }
     evs.sort_by_key(|e| e.metadata.resource_version.as_ref().and_then(|r| r.parse::<u64>().ok()).unwrap_or_default());
     for e in evs {
         let first = e.first_timestamp.as_ref().map(|t| t.0.to_string()).or_else(|| e.event_time.as_ref().map(|t| t.0.to_string()));

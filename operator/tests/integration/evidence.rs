@@ -39,6 +39,15 @@ async fn a_deployment_is_seen_whole() {
         "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:10:00Z"}))
     .expect("event");
     Api::<Event>::namespaced(env.client.clone(), NS).create(&PostParams::default(), &ev).await.expect("event");
+    // A busy namespace: more Events about other objects than one page holds, listed (in key
+    // order, as the API server does) before the related one.
+    for i in 0..600 {
+        let noise: Event = serde_json::from_value(json!({"metadata": {"name": format!("a-noise-{i:03}")},
+            "involvedObject": {"kind": "Pod", "name": format!("batch-{i}"), "namespace": NS},
+            "reason": "Completed", "message": "Job completed", "type": "Normal"}))
+        .expect("event");
+        Api::<Event>::namespaced(env.client.clone(), NS).create(&PostParams::default(), &noise).await.expect("event");
+    }
 
     let ev = collect(&env.client, &ConfigHistory::default(), NS, "Deployment", APP, "5xx").await.expect("evidence");
     assert_eq!(ev.workload, "Deployment/oms");
@@ -62,6 +71,10 @@ async fn a_deployment_is_seen_whole() {
     assert_eq!(crashing.last_termination.as_ref().map(|t| (t.reason.as_str(), t.exit_code)), Some(("Error", 101)));
     let old = ev.events.iter().find(|e| e.reason == "BackOff" && e.count == Some(17)).expect("the aggregated event");
     assert_eq!(old.last_seen.as_str(), "2026-01-01T00:10:00Z");
+    assert!(ev.events.iter().all(|e| !e.object.starts_with("Pod/batch-")), "only Events about the workload");
+    let event_lists: Vec<String> =
+        env.fake.requests().into_iter().filter(|r| r.resource == "events" && r.method == "GET").map(|r| r.query).collect();
+    assert!(event_lists.iter().all(|q| q.contains("limit=500")) && event_lists.iter().any(|q| q.contains("continue=")), "{event_lists:?}");
     assert!(ev.logs.iter().any(|l| l.lines.iter().any(|x| x.contains("panicked at src/orders.rs"))), "{:?}", ev.logs);
     // APIs this cluster does not serve are notes, not errors.
     assert!(ev.notes.iter().any(|n| n.starts_with("HorizontalPodAutoscalers")), "{:?}", ev.notes);
