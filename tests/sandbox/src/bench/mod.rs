@@ -9,6 +9,8 @@
 //!   (baseline: creating the Incident directly through the API)
 //! - the diagnosis stage (evidence + offline diagnosis + policy), Investigating -> decided
 //!   (baseline: one API round trip)
+//! - the policy's decision over every Remediation in the cluster (compared with counting by
+//!   decoding each cached Remediation)
 //! - what the API server pays: requests per Incident, watch streams, list page sizes
 //!
 //! Build it in release mode for figures worth comparing, with the controllers' own binaries:
@@ -57,6 +59,9 @@ pub struct Figures {
     pub alarm_to_incident_steady_p99_ms: f64,
     pub diagnose_p50_ms: f64,
     pub diagnose_p99_ms: f64,
+    /// The policy's decision over every Remediation in the cluster, µs (see `policy_decisions`).
+    pub policy_p50_us: f64,
+    pub policy_p99_us: f64,
     pub api_requests_per_incident: f64,
     pub watch_streams: usize,
     pub largest_list_page: String,
@@ -418,6 +423,51 @@ async fn diagnose_latency(client: &kube::Client, n: usize) -> Vec<f64> {
     out
 }
 
+/// The policy's decision over every Remediation in the cluster, `n` times (µs), as the Incident
+/// controller makes it: `policy_context::gather` reading a Remediation cache filled as the
+/// operator fills its own, then `Policy::evaluate`. The operator's code, run in this process:
+/// the diagnosis stage above ends Escalated without a proposal, so the policy is not in it.
+/// The action is a pull request, whose target needs no request: what is timed is the counting.
+/// Second: the same count decoding every cached Remediation (how the operator counted before
+/// it kept their summaries), for comparison in the same run.
+async fn policy_decisions(client: &kube::Client, n: usize) -> Result<(Vec<f64>, Vec<f64>), String> {
+    use operator::controllers::cache::{CachedRemediation, PAGE_SIZE};
+    let (store, mut writer) = kube::runtime::reflector::store::<CachedRemediation>();
+    let api: Api<CachedRemediation> = Api::all(client.clone());
+    let mut lp = kube::api::ListParams::default().limit(PAGE_SIZE);
+    loop {
+        let page = api.list(&lp).await.map_err(|e| format!("listing Remediations: {e}"))?;
+        for c in page.items {
+            writer.apply_watcher_event(&watcher::Event::Apply(c));
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => lp = lp.continue_token(&token),
+            None => break,
+        }
+    }
+    let action: operator::domain::action::ProposedAction =
+        serde_json::from_value(json!({"kind": "PullRequest", "targetName": "shop-gitops", "repository": "acme/shop"}))
+            .map_err(|e| e.to_string())?;
+    let policy = operator::domain::policy::Policy::default();
+    let (mut summaries, mut decoding) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let t = Instant::now();
+        let ctx = operator::kube::policy_context::gather(client, Some(&store), NS, &action, None).await.map_err(|e| e.to_string())?;
+        std::hint::black_box(policy.evaluate(&action, &ctx));
+        summaries.push(t.elapsed().as_secs_f64() * 1e6);
+        let t = Instant::now();
+        let in_flight = store
+            .state()
+            .iter()
+            .filter_map(|c| c.object().ok())
+            .filter(|r| r.status.as_ref().is_some_and(|s| s.phase.is_in_flight()))
+            .count();
+        std::hint::black_box(in_flight);
+        decoding.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    Ok((summaries, decoding))
+}
+
 /// One API round trip (GET the workload), for comparison with the diagnosis stage.
 async fn round_trips(client: &kube::Client, n: usize) -> Vec<f64> {
     let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), NS);
@@ -504,6 +554,11 @@ async fn run(args: BenchArgs) -> Result<(), String> {
     let mut diag = diagnose_latency(&cluster.client, 100).await;
     op.diagnose_p50_ms = percentile(&mut diag, 0.5);
     op.diagnose_p99_ms = percentile(&mut diag, 0.99);
+    let (mut policy, mut decoding) = policy_decisions(&cluster.client, 100).await?;
+    op.policy_p50_us = percentile(&mut policy, 0.5);
+    op.policy_p99_us = percentile(&mut policy, 0.99);
+    // Not the baseline controller's: the operator's count as it was, for the comparison row.
+    let decoding_each = (percentile(&mut decoding, 0.5), percentile(&mut decoding, 0.99));
     let _ = child.child.kill().await;
     cluster.stop().await;
     // The baseline, in a cluster of its own with the same objects.
@@ -518,7 +573,7 @@ async fn run(args: BenchArgs) -> Result<(), String> {
     bl.diagnose_p99_ms = percentile(&mut trips, 0.99);
     let _ = child.child.kill().await;
     cluster.stop().await;
-    report(&op, &bl, n, args.json);
+    report(&op, &bl, decoding_each, n, args.json);
     Ok(())
 }
 
@@ -526,7 +581,7 @@ fn ratio(a: f64, b: f64) -> f64 {
     if b == 0.0 { 0.0 } else { (a / b * 100.0).round() / 100.0 }
 }
 
-fn report(op: &Figures, bl: &Figures, n: usize, json: bool) {
+fn report(op: &Figures, bl: &Figures, decoding_each: (f64, f64), n: usize, json: bool) {
     if json {
         let line = json!({
             "incidents": n,
@@ -534,6 +589,8 @@ fn report(op: &Figures, bl: &Figures, n: usize, json: bool) {
             "alarm_to_incident_p50_ms": op.alarm_to_incident_p50_ms, "alarm_to_incident_p99_ms": op.alarm_to_incident_p99_ms,
             "alarm_to_incident_steady_p99_ms": op.alarm_to_incident_steady_p99_ms,
             "diagnose_p50_ms": op.diagnose_p50_ms, "diagnose_p99_ms": op.diagnose_p99_ms,
+            "policy_decision_p50_us": op.policy_p50_us, "policy_decision_p99_us": op.policy_p99_us,
+            "policy_decision_decoding_each_p50_us": decoding_each.0, "policy_decision_decoding_each_p99_us": decoding_each.1,
             "reconciles_per_second": op.reconciles_per_second,
             "api_requests_per_incident": op.api_requests_per_incident, "watch_streams": op.watch_streams, "largest_list_page": op.largest_list_page,
             "baseline": {"rss_mib": bl.rss_mib, "rss_mib_at_1k": bl.rss_mib_at_1k, "alarm_to_incident_p50_ms": bl.alarm_to_incident_p50_ms,
@@ -563,6 +620,14 @@ fn report(op: &Figures, bl: &Figures, n: usize, json: bool) {
     }
     println!("{:<34} {:>12} {:>12}", "watch streams", op.watch_streams, bl.watch_streams);
     println!("{:<34} {:>12} {:>12}", "largest list page asked (limit=)", op.largest_list_page, bl.largest_list_page);
+    println!(
+        "policy decision over {n} Remediations p50 / p99: {} / {} µs (counting by decoding each, as before: {} / {} µs; ratio p50 {})",
+        shown(op.policy_p50_us),
+        shown(op.policy_p99_us),
+        shown(decoding_each.0),
+        shown(decoding_each.1),
+        shown(ratio(op.policy_p50_us, decoding_each.0))
+    );
     println!(
         "baseline: a bare kube-rs controller on the same CRDs; alarm baseline = creating the Incident through the API; diagnosis baseline = one API round trip"
     );
