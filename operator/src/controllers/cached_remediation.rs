@@ -10,7 +10,6 @@ use super::cached::{Cached, CachedKind, Parts};
 use super::post_mortem::remediation_record_hash;
 use crate::crd::{Remediation, RemediationSpec, RemediationStatus};
 use crate::domain::phase::RemediationPhase;
-use crate::domain::time::parse_time;
 
 /// A Remediation as the controllers cache it.
 pub type CachedRemediation = Cached<Remediation>;
@@ -60,7 +59,7 @@ impl CachedKind for Remediation {
         let st = self.status.as_ref();
         let summary = RemediationSummary {
             phase: st.map(|s| s.phase).unwrap_or_default(),
-            applied_at: st.and_then(|s| s.applied_at.as_deref()).and_then(parse_time),
+            applied_at: st.and_then(RemediationStatus::applied_time),
             record: remediation_record_hash(&self),
         };
         if let Some(st) = self.status.as_mut() {
@@ -112,7 +111,7 @@ mod tests {
         assert!(st.snapshot.is_none() && st.applied_patch.is_none() && st.verification.is_none(), "kept as the record's hash");
         let summary = c.summary().expect("parsed");
         assert_eq!(summary.phase, RemediationPhase::Succeeded, "the policy counts it without a decode");
-        assert_eq!(summary.applied_at, parse_time("2026-11-29T10:00:00Z"));
+        assert_eq!(summary.applied_at, crate::domain::time::parse_time("2026-11-29T10:00:00Z"));
     }
 
     #[test]

@@ -75,11 +75,7 @@ pub fn assemble(incident: &Incident, status: &IncidentStatus, remediations: &[Re
 /// What a Remediation's record in the post-mortem is, hashed (see `RecordedCopy`): the
 /// Remediation cache keeps this instead of the parts of the status only the record reads.
 pub fn remediation_record_hash(r: &Remediation) -> u64 {
-    record_hash(&applied_remediation(r))
-}
-
-fn record_hash(record: &AppliedRemediation) -> u64 {
-    json_hash(record)
+    json_hash(&applied_remediation(r))
 }
 
 /// Hashed through the JSON, so every type counts without implementing `Hash` (in one process:
@@ -130,7 +126,7 @@ pub struct RecordedCopy {
 
 impl RecordedCopy {
     pub fn of(copy: &PostMortem) -> Self {
-        let records: Vec<u64> = copy.remediation_action.iter().map(record_hash).collect();
+        let records: Vec<u64> = copy.remediation_action.iter().map(json_hash).collect();
         RecordedCopy {
             compared: compared_parts_hash(copy, &records),
             actions_truncated: copy.truncated.iter().any(|t| t.starts_with("remediation_action")),

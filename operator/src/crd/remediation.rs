@@ -118,6 +118,13 @@ pub struct RemediationStatus {
     pub observed_generation: Option<i64>,
 }
 
+impl RemediationStatus {
+    /// `appliedAt`, parsed (`None` when absent or not a time).
+    pub fn applied_time(&self) -> Option<k8s_openapi::jiff::Timestamp> {
+        self.applied_at.as_deref().and_then(crate::domain::time::parse_time)
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Snapshot {

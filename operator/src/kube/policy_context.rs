@@ -8,7 +8,7 @@ use kube::api::ListParams;
 use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::controllers::cache::{PAGE_SIZE, RemediationStore};
-use crate::crd::Remediation;
+use crate::crd::{Remediation, RemediationStatus};
 use crate::domain::action::{ActionKind, ProposedAction};
 use crate::domain::phase::RemediationPhase;
 use crate::domain::policy::PolicyContext;
@@ -69,7 +69,7 @@ pub async fn gather(
                 let page = api.list(&lp).await?;
                 for r in page.items.iter().filter_map(|g| g.0.as_ref().ok()) {
                     let st = r.status.as_ref();
-                    let applied_at = st.and_then(|s| s.applied_at.as_deref()).and_then(crate::domain::time::parse_time);
+                    let applied_at = st.and_then(RemediationStatus::applied_time);
                     count(&r.metadata, st.map(|s| s.phase).unwrap_or_default(), applied_at, &|| Some(r.spec.action.target()));
                 }
                 match page.metadata.continue_.filter(|c| !c.is_empty()) {

@@ -104,7 +104,7 @@ pub async fn check(rem: &Remediation, ns: &str, st: &mut RemediationStatus, ctx:
         alarm_ok,
         health,
         healthy_before: st.snapshot.as_ref().and_then(|s| s.healthy_before),
-        applied_at: st.applied_at.as_deref().and_then(parse_time),
+        applied_at: st.applied_time(),
         now,
         stability: ctx.settings.verify_stability,
         window_over: deadline.is_none_or(|d| now >= d),
