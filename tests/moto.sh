@@ -11,7 +11,8 @@ start_moto() {
   fi
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   mkdir -p target
-  "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
+  # tests/moto_server.py: moto with its DynamoDB requests serialised (see there why).
+  "$venv/bin/python3" tests/moto_server.py -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
   MOTO_PID=$!
   trap 'kill "$MOTO_PID" ${MINISTACK_PID:+"$MINISTACK_PID"} 2>/dev/null || true' EXIT
   start_ministack || return 1

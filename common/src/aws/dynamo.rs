@@ -436,14 +436,158 @@ pub async fn get_item(client: &Client, table: &str, key: &str, value: &str) -> R
     Ok(out.item)
 }
 
-/// Runs one transaction: `Ok(None)` when it committed, `Ok(Some(codes))` when it was
-/// cancelled (one code per item, in order), `Err` for anything else.
+/// Runs one transaction: `Ok(None)` when it committed, `Ok(Some(codes))` when DynamoDB
+/// cancelled it because a condition was false (one code per item, in order: "None" or
+/// "ConditionalCheckFailed"), `Err` for anything else.
+///
+/// A cancellation is not always a false condition. DynamoDB also cancels a transaction when
+/// another transaction holds one of its items (`TransactionConflict`) or a table is throttled
+/// (`ThrottlingError`, `ProvisionedThroughputExceeded`), and the SDK does not retry those: a
+/// `TransactionCanceledException` is a client error to it. Taken for a false condition, a
+/// conflict on a hot SKU would cancel an order that had stock. So those are retried here with
+/// a short jittered backoff, as the DynamoDB developer guide advises for conflicts ("Transaction
+/// conflict handling"; reason codes in the TransactionCanceledException reference), and end in
+/// `Err` (retry later) if they persist. Other codes (ValidationError,
+/// ItemCollectionSizeLimitExceeded) are `Err` at once.
 pub async fn transact(client: &Client, items: Vec<TransactWriteItem>, about: &str) -> Result<Option<Vec<String>>, String> {
-    match client.transact_write_items().set_transact_items(Some(items)).send().await {
-        Ok(_) => Ok(None),
-        Err(e) => match cancellation_codes(&e) {
-            Some(codes) => Ok(Some(codes)),
-            None => Err(describe("TransactWriteItems", about, &e)),
-        },
+    let mut attempt = 1;
+    loop {
+        let error = match client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
+            Ok(_) => return Ok(None),
+            Err(e) => e,
+        };
+        let Some(codes) = cancellation_codes(&error) else { return Err(describe("TransactWriteItems", about, &error)) };
+        match Cancellation::of(&codes) {
+            Cancellation::ConditionsFailed => return Ok(Some(codes)),
+            Cancellation::Contended if attempt < TRANSACT_ATTEMPTS => {
+                tokio::time::sleep(contention_backoff(attempt)).await;
+                attempt += 1;
+            }
+            Cancellation::Contended | Cancellation::Invalid => {
+                return Err(format!("TransactWriteItems on {about} cancelled ({}) after {attempt} attempt(s)", codes.join(", ")));
+            }
+        }
+    }
+}
+
+/// Tries of one transaction while it is cancelled for contention.
+const TRANSACT_ATTEMPTS: u32 = 4;
+
+/// Cancellation codes that mean "not now" rather than "not so".
+const CONTENTION_CODES: [&str; 3] = ["TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"];
+
+/// Why DynamoDB cancelled a transaction, read from its per-item codes.
+#[derive(Debug, PartialEq, Eq)]
+enum Cancellation {
+    /// Only conditions were false: a business answer (duplicate, out of stock...).
+    ConditionsFailed,
+    /// Another transaction or the table's capacity was in the way: try again.
+    Contended,
+    /// The request itself cannot succeed as it is.
+    Invalid,
+}
+
+impl Cancellation {
+    fn of(codes: &[String]) -> Self {
+        if codes.iter().any(|c| CONTENTION_CODES.contains(&c.as_str())) {
+            // A condition checked during a conflict may read differently once it is over.
+            Cancellation::Contended
+        } else if codes.iter().all(|c| c == "None" || c == CONDITION_FAILED) && codes.iter().any(|c| c == CONDITION_FAILED) {
+            Cancellation::ConditionsFailed
+        } else {
+            Cancellation::Invalid
+        }
+    }
+}
+
+/// 40 ms doubling per attempt, each wait drawn from its upper half, so contending writers
+/// spread out instead of colliding again.
+fn contention_backoff(attempt: u32) -> std::time::Duration {
+    use rand::Rng;
+    let ceiling = 20u64 << attempt.min(6);
+    std::time::Duration::from_millis(rand::rng().random_range(ceiling / 2..=ceiling))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    use aws_sdk_dynamodb::types::Delete;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+
+    use super::*;
+
+    /// A labelled stand-in for DynamoDB's TransactWriteItems on its JSON 1.0 wire protocol
+    /// (moto never reports a conflict): answers each call with the next scripted cancellation,
+    /// then with success. Error shape as DynamoDB sends it: `__type` and `CancellationReasons`.
+    async fn dynamodb_answering(cancellations: Vec<Vec<&'static str>>) -> (Client, Arc<Mutex<u32>>) {
+        let script = Arc::new(Mutex::new(cancellations.into_iter().collect::<VecDeque<_>>()));
+        let calls = Arc::new(Mutex::new(0u32));
+        let (script_in, calls_in) = (script.clone(), calls.clone());
+        let app = axum::Router::new().fallback(move |headers: HeaderMap| {
+            let (script, calls) = (script_in.clone(), calls_in.clone());
+            async move {
+                assert_eq!(headers.get("x-amz-target").and_then(|v| v.to_str().ok()), Some("DynamoDB_20120810.TransactWriteItems"));
+                *calls.lock().unwrap() += 1;
+                let Some(codes) = script.lock().unwrap().pop_front() else { return (StatusCode::OK, "{}".to_string()).into_response() };
+                let reasons: Vec<serde_json::Value> = codes.iter().map(|c| serde_json::json!({"Code": c})).collect();
+                let body = serde_json::json!({
+                    "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                    "Message": format!("Transaction cancelled, please refer cancellation reasons for specific reasons [{}]", codes.join(", ")),
+                    "CancellationReasons": reasons,
+                });
+                (StatusCode::BAD_REQUEST, [("content-type", "application/x-amz-json-1.0")], body.to_string()).into_response()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .endpoint_url(url)
+            .build();
+        (Client::from_conf(config), calls)
+    }
+
+    fn two_items() -> Vec<TransactWriteItem> {
+        let delete = |id: &str| {
+            let delete = Delete::builder().table_name("stock").key("sku", s(id)).build().unwrap();
+            TransactWriteItem::builder().delete(delete).build()
+        };
+        vec![delete("HOT"), delete("COLD")]
+    }
+
+    #[tokio::test]
+    async fn a_conflict_is_retried_not_taken_for_a_false_condition() {
+        let (client, calls) = dynamodb_answering(vec![vec!["None", "TransactionConflict"], vec!["ThrottlingError", "None"]]).await;
+        assert_eq!(transact(&client, two_items(), "stock").await, Ok(None));
+        assert_eq!(*calls.lock().unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_lasting_conflict_is_an_error_to_retry_later() {
+        let (client, calls) = dynamodb_answering(vec![vec!["TransactionConflict", "None"]; 10]).await;
+        let error = transact(&client, two_items(), "stock").await.unwrap_err();
+        assert!(error.contains("TransactionConflict") && error.contains("4 attempt"), "{error}");
+        assert_eq!(*calls.lock().unwrap(), TRANSACT_ATTEMPTS);
+    }
+
+    #[tokio::test]
+    async fn a_false_condition_is_answered_at_once_with_its_codes() {
+        let (client, calls) = dynamodb_answering(vec![vec!["None", CONDITION_FAILED]]).await;
+        assert_eq!(transact(&client, two_items(), "stock").await, Ok(Some(vec!["None".to_string(), CONDITION_FAILED.to_string()])));
+        assert_eq!(*calls.lock().unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_invalid_transaction_is_an_error_without_retries() {
+        let (client, calls) = dynamodb_answering(vec![vec!["ValidationError", "None"]]).await;
+        assert!(transact(&client, two_items(), "stock").await.unwrap_err().contains("ValidationError"));
+        assert_eq!(*calls.lock().unwrap(), 1);
     }
 }

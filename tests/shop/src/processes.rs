@@ -142,4 +142,10 @@ impl TwoProcesses {
         let oms = ServiceProcess::start("oms", oms_port, oms_env, dir).await?;
         Ok(Self { oms, ims })
     }
+
+    /// The last `chars` characters of each service's log, for a failing test's message.
+    pub fn log_tails(&self, chars: usize) -> String {
+        let tail = |log: String| log.chars().rev().take(chars).collect::<Vec<_>>().into_iter().rev().collect::<String>();
+        format!("--- oms log (tail) ---\n{}\n--- ims log (tail) ---\n{}", tail(self.oms.log()), tail(self.ims.log()))
+    }
 }

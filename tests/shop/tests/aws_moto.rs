@@ -108,7 +108,7 @@ async fn saga_on_dynamodb_and_sqs_confirms_cancels_releases_and_pages() {
 #[tokio::test]
 async fn concurrent_orders_never_oversell_on_dynamodb() {
     let (dir, names) = (tempfile::tempdir().unwrap(), AwsNames::unique());
-    let (_shop, client) = start(&names, dir.path(), &[], &[]).await;
+    let (shop, client) = start(&names, dir.path(), &[], &[]).await;
     const STOCK: i64 = 8;
     client.product_with_stock("HOT", "Hot", 5.0, STOCK).await.unwrap();
     let customer = client.customer("Crowd", "crowd@example.com").await.unwrap();
@@ -119,7 +119,8 @@ async fn concurrent_orders_never_oversell_on_dynamodb() {
     .await;
     let mut confirmed = 0;
     for id in &placed {
-        if client.settled(id, SETTLE).await.unwrap()["status"] == "CONFIRMED" {
+        let order = client.settled(id, SETTLE).await.unwrap_or_else(|e| panic!("{e}\n{}", shop.log_tails(4000)));
+        if order["status"] == "CONFIRMED" {
             confirmed += 1;
         }
     }
