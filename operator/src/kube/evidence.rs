@@ -89,10 +89,17 @@ pub async fn collect(
         ev.containers = containers(spec);
     }
 
+    // The ReplicaSets and the pods are read together: neither needs the other.
+    let replica_sets = async {
+        match &w.deployment {
+            Some(d) => owned_replica_sets(client, ns, d).await,
+            None => Ok(Vec::new()),
+        }
+    };
+    let (replica_sets, pod_list) = tokio::try_join!(replica_sets, workload::pods(client, ns, &w))?;
     let mut related: BTreeSet<String> = [name.to_string()].into();
     let mut rs_revision = BTreeMap::new();
-    if let Some(d) = &w.deployment {
-        let replica_sets = owned_replica_sets(client, ns, d).await?;
+    {
         let mut previous: Option<&ReplicaSet> = None;
         for rs in &replica_sets {
             related.insert(rs.name_any());
@@ -112,7 +119,6 @@ pub async fn collect(
         }
     }
 
-    let pod_list = workload::pods(client, ns, &w).await?;
     let mut nodes = BTreeSet::new();
     for p in &pod_list {
         related.insert(p.name_any());
@@ -124,12 +130,19 @@ pub async fn collect(
     }
     ev.missing_refs.extend(missing_secrets_from_kubelet(&ev.pods));
 
-    config_maps(client, history, ns, &w, &mut ev).await?;
-    super::surroundings::collect(client, ns, &w, &nodes, &mut ev).await;
+    // The ConfigMaps, the surroundings and the log tails do not depend on each other: read
+    // together, an investigation costs a few round trips' time instead of one per request.
+    let (configs, around, log_tails) = tokio::join!(
+        config_maps(client, history, ns, &w),
+        super::surroundings::collect(client, ns, &w, &nodes),
+        logs(client, ns, &ev.pods, &ev.containers),
+    );
+    configs?.add_to(&mut ev);
+    around.add_to(&mut ev);
+    ev.logs = log_tails;
     related.extend(ev.pvcs.iter().map(|p| p.name.clone()));
     related.extend(ev.hpa.iter().map(|h| h.name.clone()));
     events(client, ns, &related, &mut ev).await?;
-    logs(client, ns, &mut ev).await;
     Ok(ev)
 }
 
@@ -224,22 +237,42 @@ fn missing_secrets_from_kubelet(pods: &[PodEvidence]) -> Vec<MissingRef> {
     out
 }
 
-/// Current values of the ConfigMaps the template reads, the changes the history observed, and
-/// referenced ConfigMaps or keys that do not exist.
-async fn config_maps(client: &Client, history: &ConfigHistory, ns: &str, w: &Workload, ev: &mut Evidence) -> Result<(), kube::Error> {
-    let Some(spec) = &w.template.spec else { return Ok(()) };
+/// What the ConfigMaps a workload reads say, before it joins the bundle.
+struct ConfigFindings {
+    config_maps: Vec<ConfigMapEvidence>,
+    missing_refs: Vec<MissingRef>,
+    changes: Vec<ConfigChange>,
+}
+
+impl ConfigFindings {
+    fn add_to(self, ev: &mut Evidence) {
+        ev.config_maps = self.config_maps;
+        for m in self.missing_refs {
+            if !ev.missing_refs.contains(&m) {
+                ev.missing_refs.push(m);
+            }
+        }
+        ev.config_changes.extend(self.changes);
+    }
+}
+
+/// Current values of the ConfigMaps the template reads (read together), the changes the
+/// history observed, and referenced ConfigMaps or keys that do not exist.
+async fn config_maps(client: &Client, history: &ConfigHistory, ns: &str, w: &Workload) -> Result<ConfigFindings, kube::Error> {
+    let mut found = ConfigFindings { config_maps: Vec::new(), missing_refs: Vec::new(), changes: Vec::new() };
+    let Some(spec) = &w.template.spec else { return Ok(found) };
     let refs = references(spec);
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let names: BTreeSet<&str> = refs.iter().filter(|r| r.kind == "ConfigMap").map(|r| r.name.as_str()).collect();
-    for cm_name in names {
-        let cm = cms.get_opt(cm_name).await?;
+    let read = futures::future::try_join_all(names.iter().map(|name| cms.get_opt(name))).await?;
+    for (cm_name, cm) in names.into_iter().zip(read) {
         if let Some(cm) = &cm {
             // Read now, so a change the watch has not delivered yet is not missed.
             history.observe(ns, cm_name, &cm.data.clone().unwrap_or_default(), &crate::domain::time::now_rfc3339());
-            if ev.config_maps.len() < MAX_CONFIG_MAPS {
+            if found.config_maps.len() < MAX_CONFIG_MAPS {
                 let used_as: BTreeSet<String> =
                     refs.iter().filter(|r| r.kind == "ConfigMap" && r.name == cm_name).map(|r| r.used_as.to_string()).collect();
-                ev.config_maps.push(ConfigMapEvidence {
+                found.config_maps.push(ConfigMapEvidence {
                     name: cm_name.to_string(),
                     data: cm.data.clone().unwrap_or_default(),
                     used_as: used_as.into_iter().collect(),
@@ -260,14 +293,14 @@ async fn config_maps(client: &Client, history: &ConfigHistory, ns: &str, w: &Wor
                     container: r.container.clone(),
                     optional: r.optional,
                 };
-                if !ev.missing_refs.contains(&m) {
-                    ev.missing_refs.push(m);
+                if !found.missing_refs.contains(&m) {
+                    found.missing_refs.push(m);
                 }
             }
         }
-        ev.config_changes.extend(history.changes(ns, cm_name));
+        found.changes.extend(history.changes(ns, cm_name));
     }
-    Ok(())
+    Ok(found)
 }
 
 async fn events(client: &Client, ns: &str, related: &BTreeSet<String>, ev: &mut Evidence) -> Result<(), kube::Error> {
@@ -310,12 +343,12 @@ async fn events(client: &Client, ns: &str, related: &BTreeSet<String>, ev: &mut 
 
 /// Log tails: the failing container of up to three unready pods (current and, after a restart,
 /// previous), and one ready pod, because errors in healthy pods right after a rollout or from a
-/// failing dependency are evidence too. A pod without logs is skipped.
-async fn logs(client: &Client, ns: &str, ev: &mut Evidence) {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let first_main = ev.containers.iter().find(|c| !c.init).map(|c| c.name.clone());
-    let unready = ev.pods.iter().filter(|p| !p.ready).take(LOG_TAIL_PODS);
-    let ready = ev.pods.iter().filter(|p| p.ready).take(1);
+/// failing dependency are evidence too. Read together; a pod without logs is skipped.
+async fn logs(client: &Client, ns: &str, pods: &[PodEvidence], containers: &[ContainerEvidence]) -> Vec<LogTail> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let first_main = containers.iter().find(|c| !c.init).map(|c| c.name.clone());
+    let unready = pods.iter().filter(|p| !p.ready).take(LOG_TAIL_PODS);
+    let ready = pods.iter().filter(|p| p.ready).take(1);
     let mut wanted = Vec::new();
     for p in unready.chain(ready) {
         // The container that is failing (restarting, waiting), else the first main container.
@@ -327,11 +360,17 @@ async fn logs(client: &Client, ns: &str, ev: &mut Evidence) {
             wanted.push((p.name.clone(), container, true, p.ready));
         }
     }
-    for (pod, container, previous, ready) in wanted {
-        let lp = LogParams { tail_lines: Some(LOG_TAIL_LINES), container: container.clone(), previous, ..Default::default() };
-        match pods.logs(&pod, &lp).await {
-            Ok(text) if !text.is_empty() => ev.logs.push(LogTail {
-                pod: pod.clone(),
+    let reads = futures::future::join_all(wanted.iter().map(|(pod, container, previous, _)| {
+        let lp = LogParams { tail_lines: Some(LOG_TAIL_LINES), container: container.clone(), previous: *previous, ..Default::default() };
+        let api = api.clone();
+        async move { api.logs(pod, &lp).await }
+    }))
+    .await;
+    let mut tails = Vec::new();
+    for ((pod, container, previous, ready), read) in wanted.into_iter().zip(reads) {
+        match read {
+            Ok(text) if !text.is_empty() => tails.push(LogTail {
+                pod,
                 container: container.unwrap_or_default(),
                 lines: text.lines().map(String::from).collect(),
                 previous,
@@ -341,4 +380,5 @@ async fn logs(client: &Client, ns: &str, ev: &mut Evidence) {
             Err(e) => tracing::debug!(pod = %pod, previous, error = %e, "no logs"),
         }
     }
+    tails
 }

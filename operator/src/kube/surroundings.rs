@@ -24,6 +24,9 @@ const MAX_POLICIES: usize = 5;
 const MAX_QUOTAS: usize = 5;
 pub const IRSA_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 
+/// One read's result and the notes about what it could not read.
+type Found<T> = (T, Vec<String>);
+
 fn note<T>(notes: &mut Vec<String>, what: &str, r: Result<T, kube::Error>) -> Option<T> {
     match r {
         Ok(v) => Some(v),
@@ -34,38 +37,101 @@ fn note<T>(notes: &mut Vec<String>, what: &str, r: Result<T, kube::Error>) -> Op
     }
 }
 
-pub async fn collect(client: &Client, ns: &str, w: &Workload, pod_nodes: &BTreeSet<String>, ev: &mut Evidence) {
+/// Keeps a read's notes, returns its value.
+fn keep<T>(notes: &mut Vec<String>, (value, found): Found<T>) -> T {
+    notes.extend(found);
+    value
+}
+
+/// What was read around a workload, before it joins the bundle.
+pub struct Surroundings {
+    services: Vec<ServiceEvidence>,
+    hpa: Option<HpaEvidence>,
+    pvcs: Vec<PvcEvidence>,
+    quotas: Vec<QuotaEvidence>,
+    service_account: Option<ServiceAccountEvidence>,
+    network_policies: Vec<NetworkPolicyEvidence>,
+    nodes: Vec<NodeEvidence>,
+    notes: Vec<String>,
+}
+
+impl Surroundings {
+    pub fn add_to(self, ev: &mut Evidence) {
+        ev.services = self.services;
+        ev.hpa = self.hpa;
+        ev.pvcs = self.pvcs;
+        ev.quotas = self.quotas;
+        ev.service_account = self.service_account;
+        ev.network_policies = self.network_policies;
+        ev.nodes = self.nodes;
+        ev.notes.extend(self.notes);
+    }
+}
+
+/// Reads the surroundings. The reads do not depend on each other, so they run concurrently:
+/// against a real API server each is a round trip of its own. Notes keep a fixed order
+/// whatever answers first.
+pub async fn collect(client: &Client, ns: &str, w: &Workload, pod_nodes: &BTreeSet<String>) -> Surroundings {
     let labels = w.template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
+    let (services, hpa, pvcs, quotas, service_account, network_policies, nodes) = tokio::join!(
+        services(client, ns, &labels),
+        hpa_of(client, ns, w),
+        pvcs(client, ns, w),
+        quotas(client, ns),
+        service_account(client, ns, w),
+        network_policies(client, ns, &labels),
+        nodes(client, pod_nodes),
+    );
     let mut notes = Vec::new();
-    services(client, ns, &labels, ev, &mut notes).await;
-    if let Some(list) = note(
+    Surroundings {
+        services: keep(&mut notes, services),
+        hpa: keep(&mut notes, hpa),
+        pvcs: keep(&mut notes, pvcs),
+        quotas: keep(&mut notes, quotas),
+        service_account: keep(&mut notes, service_account),
+        network_policies: keep(&mut notes, network_policies),
+        nodes: keep(&mut notes, nodes),
+        notes,
+    }
+}
+
+async fn hpa_of(client: &Client, ns: &str, w: &Workload) -> Found<Option<HpaEvidence>> {
+    let mut notes = Vec::new();
+    let list = note(
         &mut notes,
         "HorizontalPodAutoscalers",
         Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns).list(&ListParams::default()).await,
-    ) {
-        ev.hpa = list.items.into_iter().find(|h| h.spec.scale_target_ref.kind == w.kind && h.spec.scale_target_ref.name == w.name).map(hpa);
-    }
-    pvcs(client, ns, w, ev, &mut notes).await;
-    if let Some(list) =
-        note(&mut notes, "ResourceQuotas", Api::<ResourceQuota>::namespaced(client.clone(), ns).list(&ListParams::default()).await)
-    {
-        ev.quotas = list.items.iter().take(MAX_QUOTAS).map(quota).collect();
-    }
-    let sa_name = w.template.spec.as_ref().and_then(|s| s.service_account_name.clone()).unwrap_or_else(|| "default".into());
-    if let Some(sa) = note(&mut notes, "ServiceAccount", Api::<ServiceAccount>::namespaced(client.clone(), ns).get_opt(&sa_name).await) {
-        ev.service_account = Some(ServiceAccountEvidence {
-            name: sa_name.clone(),
-            exists: sa.is_some(),
-            role_arn: sa.as_ref().and_then(|s| s.annotations().get(IRSA_ANNOTATION).cloned()),
-        });
-    }
-    if let Some(list) =
-        note(&mut notes, "NetworkPolicies", Api::<NetworkPolicy>::namespaced(client.clone(), ns).list(&ListParams::default()).await)
-    {
-        ev.network_policies = list
-            .items
+    );
+    let found =
+        list.and_then(|l| l.items.into_iter().find(|h| h.spec.scale_target_ref.kind == w.kind && h.spec.scale_target_ref.name == w.name));
+    (found.map(hpa), notes)
+}
+
+async fn quotas(client: &Client, ns: &str) -> Found<Vec<QuotaEvidence>> {
+    let mut notes = Vec::new();
+    let list = note(&mut notes, "ResourceQuotas", Api::<ResourceQuota>::namespaced(client.clone(), ns).list(&ListParams::default()).await);
+    (list.map(|l| l.items.iter().take(MAX_QUOTAS).map(quota).collect()).unwrap_or_default(), notes)
+}
+
+async fn service_account(client: &Client, ns: &str, w: &Workload) -> Found<Option<ServiceAccountEvidence>> {
+    let mut notes = Vec::new();
+    let name = w.template.spec.as_ref().and_then(|s| s.service_account_name.clone()).unwrap_or_else(|| "default".into());
+    let found = note(&mut notes, "ServiceAccount", Api::<ServiceAccount>::namespaced(client.clone(), ns).get_opt(&name).await);
+    let evidence = found.map(|sa| ServiceAccountEvidence {
+        exists: sa.is_some(),
+        role_arn: sa.as_ref().and_then(|s| s.annotations().get(IRSA_ANNOTATION).cloned()),
+        name,
+    });
+    (evidence, notes)
+}
+
+async fn network_policies(client: &Client, ns: &str, labels: &BTreeMap<String, String>) -> Found<Vec<NetworkPolicyEvidence>> {
+    let mut notes = Vec::new();
+    let list = note(&mut notes, "NetworkPolicies", Api::<NetworkPolicy>::namespaced(client.clone(), ns).list(&ListParams::default()).await);
+    let selecting = list.map(|l| {
+        l.items
             .iter()
-            .filter(|p| p.spec.as_ref().is_some_and(|s| selects(&s.pod_selector.clone().unwrap_or_default(), &labels)))
+            .filter(|p| p.spec.as_ref().is_some_and(|s| selects(&s.pod_selector.clone().unwrap_or_default(), labels)))
             .take(MAX_POLICIES)
             .map(|p| {
                 let s = p.spec.clone().unwrap_or_default();
@@ -76,31 +142,52 @@ pub async fn collect(client: &Client, ns: &str, w: &Workload, pod_nodes: &BTreeS
                     egress_rules: s.egress.as_ref().map_or(0, Vec::len),
                 }
             })
-            .collect();
-    }
-    let nodes: Api<Node> = Api::all(client.clone());
-    for n in pod_nodes.iter().take(MAX_NODES) {
-        if let Some(Some(node)) = note(&mut notes, "Nodes", nodes.get_opt(n).await) {
-            ev.nodes.push(node_evidence(&node));
-        }
-    }
-    ev.notes.extend(notes);
+            .collect()
+    });
+    (selecting.unwrap_or_default(), notes)
 }
 
-async fn services(client: &Client, ns: &str, labels: &BTreeMap<String, String>, ev: &mut Evidence, notes: &mut Vec<String>) {
-    let Some(list) = note(notes, "Services", Api::<Service>::namespaced(client.clone(), ns).list(&ListParams::default()).await) else {
-        return;
+/// The nodes the pods run on, read together.
+async fn nodes(client: &Client, pod_nodes: &BTreeSet<String>) -> Found<Vec<NodeEvidence>> {
+    let api: Api<Node> = Api::all(client.clone());
+    let reads = futures::future::join_all(pod_nodes.iter().take(MAX_NODES).map(|n| api.get_opt(n))).await;
+    let mut notes = Vec::new();
+    let nodes = reads.into_iter().filter_map(|r| note(&mut notes, "Nodes", r).flatten()).map(|n| node_evidence(&n)).collect();
+    (nodes, notes)
+}
+
+/// The Services selecting the workload's pods, with their endpoints' readiness (the
+/// EndpointSlices of the matching Services read together).
+async fn services(client: &Client, ns: &str, labels: &BTreeMap<String, String>) -> Found<Vec<ServiceEvidence>> {
+    let mut notes = Vec::new();
+    let Some(list) = note(&mut notes, "Services", Api::<Service>::namespaced(client.clone(), ns).list(&ListParams::default()).await) else {
+        return (Vec::new(), notes);
     };
+    // A Service selects the workload when its (non-empty) selector matches the pod labels.
+    let matching: Vec<String> = list
+        .items
+        .iter()
+        .take(50)
+        .filter(|svc| {
+            svc.spec
+                .as_ref()
+                .and_then(|s| s.selector.as_ref())
+                .is_some_and(|sel| !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v)))
+        })
+        .take(MAX_SERVICES)
+        .map(|svc| svc.name_any())
+        .collect();
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
-    for svc in list.items.iter().take(50) {
-        // A Service selects the workload when its (non-empty) selector matches the pod labels.
-        let Some(sel) = svc.spec.as_ref().and_then(|s| s.selector.as_ref()).filter(|s| !s.is_empty()) else { continue };
-        if !sel.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-            continue;
-        }
-        let mut s = ServiceEvidence { name: svc.name_any(), ..Default::default() };
-        let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={}", s.name));
-        if let Some(found) = note(notes, "EndpointSlices", slices.list(&lp).await) {
+    let reads = futures::future::join_all(matching.iter().map(|name| {
+        let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={name}"));
+        let slices = slices.clone();
+        async move { slices.list(&lp).await }
+    }))
+    .await;
+    let mut services = Vec::new();
+    for (name, read) in matching.into_iter().zip(reads) {
+        let mut s = ServiceEvidence { name, ..Default::default() };
+        if let Some(found) = note(&mut notes, "EndpointSlices", read) {
             for e in found.items.iter().flat_map(|sl| sl.endpoints.iter().flatten()) {
                 if e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true) {
                     s.ready_endpoints += 1;
@@ -109,11 +196,9 @@ async fn services(client: &Client, ns: &str, labels: &BTreeMap<String, String>, 
                 }
             }
         }
-        ev.services.push(s);
-        if ev.services.len() >= MAX_SERVICES {
-            break;
-        }
+        services.push(s);
     }
+    (services, notes)
 }
 
 fn hpa(h: HorizontalPodAutoscaler) -> HpaEvidence {
@@ -134,7 +219,7 @@ fn hpa(h: HorizontalPodAutoscaler) -> HpaEvidence {
     }
 }
 
-async fn pvcs(client: &Client, ns: &str, w: &Workload, ev: &mut Evidence, notes: &mut Vec<String>) {
+async fn pvcs(client: &Client, ns: &str, w: &Workload) -> Found<Vec<PvcEvidence>> {
     let claims: BTreeSet<String> = w
         .template
         .spec
@@ -142,22 +227,28 @@ async fn pvcs(client: &Client, ns: &str, w: &Workload, ev: &mut Evidence, notes:
         .flat_map(|s| s.volumes.iter().flatten())
         .filter_map(|v| v.persistent_volume_claim.as_ref().map(|p| p.claim_name.clone()))
         .collect();
-    let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
     let want_sts = w.kind == "StatefulSet";
+    let mut notes = Vec::new();
     if claims.is_empty() && !want_sts {
-        return;
+        return (Vec::new(), notes);
     }
-    let Some(list) = note(notes, "PersistentVolumeClaims", api.list(&ListParams::default()).await) else { return };
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let Some(list) = note(&mut notes, "PersistentVolumeClaims", api.list(&ListParams::default()).await) else { return (Vec::new(), notes) };
     // A StatefulSet's claims are named `<template>-<statefulset>-<ordinal>`.
     let sts_infix = format!("-{}-", w.name);
-    for p in list.items.iter().filter(|p| claims.contains(&p.name_any()) || (want_sts && p.name_any().contains(&sts_infix))).take(10) {
-        ev.pvcs.push(PvcEvidence {
+    let found = list
+        .items
+        .iter()
+        .filter(|p| claims.contains(&p.name_any()) || (want_sts && p.name_any().contains(&sts_infix)))
+        .take(10)
+        .map(|p| PvcEvidence {
             name: p.name_any(),
             phase: p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default(),
             storage_class: p.spec.as_ref().and_then(|s| s.storage_class_name.clone()),
             capacity: p.status.as_ref().and_then(|s| s.capacity.as_ref()).and_then(|c| c.get("storage")).map(|q| q.0.clone()),
-        });
-    }
+        })
+        .collect();
+    (found, notes)
 }
 
 fn quota(q: &ResourceQuota) -> QuotaEvidence {

@@ -147,6 +147,34 @@ async fn sns_enveloped_alarm_opens_one_incident_and_ok_is_recorded_on_it() {
     stop.cancel();
 }
 
+/// A batch's alarms are handled concurrently, but one alarm's messages in the order received:
+/// its OK, received in the same batch as its ALARM, is recorded on the Incident it opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_one_batch_an_alarm_and_its_ok_keep_their_order_beside_other_alarms() {
+    let env = env().await;
+    let q = queues(true).await;
+    let metrics = Metrics::new().expect("metrics");
+    for (name, state, time) in [
+        ("oms-5xx", "ALARM", "2026-11-21T19:56:10.000+0000"),
+        ("ims-latency", "ALARM", "2026-11-21T19:56:11.000+0000"),
+        ("oms-5xx", "OK", "2026-11-21T19:58:10.000+0000"),
+    ] {
+        publish(&q, &alarm(name, state, time, json!([]))).await;
+    }
+    let stop = start(consumer(operator_client(&env).await, &q, "oms-5xx=shop/oms,ims-latency=shop/ims", true, &metrics));
+    wait_count(&metrics, "created", 2).await;
+    wait_count(&metrics, "ok_recorded", 1).await;
+    let signal_of = |all: &[Incident], target: &str| {
+        all.iter().find(|i| i.spec.target.name == target).map(|i| i.spec.signal).expect("an incident for the target")
+    };
+    let all = incidents(&env).await;
+    assert_eq!(all.len(), 2);
+    assert_eq!(signal_of(&all, "oms"), Some(SignalState::Ok), "the OK followed its ALARM");
+    assert_eq!(signal_of(&all, "ims"), None, "the other alarm is still firing");
+    eventually("every message deleted after its write", || async { (left_on(&q.sqs, &q.url).await == 0).then_some(()) }).await;
+    stop.cancel();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_delivery_and_eventbridge_events_map_workloads_from_dimensions() {
     let env = env().await;

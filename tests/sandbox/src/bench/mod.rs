@@ -17,6 +17,7 @@
 //! `cargo build --release -p salve-sandbox && target/release/salve-sandbox bench`.
 
 pub mod processes;
+mod sqs_alarms;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -57,8 +58,16 @@ pub struct Figures {
     pub alarm_to_incident_p50_ms: f64,
     pub alarm_to_incident_p99_ms: f64,
     pub alarm_to_incident_steady_p99_ms: f64,
+    /// Through SNS and SQS (baseline: a bare consumer of the same notifications).
+    pub alarm_to_incident_sqs_p50_ms: f64,
+    pub alarm_to_incident_sqs_p99_ms: f64,
+    pub alarm_to_incident_sqs_steady_p99_ms: f64,
     pub diagnose_p50_ms: f64,
     pub diagnose_p99_ms: f64,
+    /// How many of the diagnosis stage's Incidents ended with a proposed action, so the stage
+    /// included the policy's decision (the OOM-killed workload's), and how many were measured.
+    pub diagnose_with_policy: usize,
+    pub diagnose_measured: usize,
     /// The policy's decision over every Remediation in the cluster, µs (see `policy_decisions`).
     pub policy_p50_us: f64,
     pub policy_p99_us: f64,
@@ -198,7 +207,7 @@ fn controller_binary(which: Measured) -> Result<PathBuf, String> {
     Ok(exe)
 }
 
-async fn spawn(cluster: &Cluster, which: Measured, user: &str) -> Result<Child, String> {
+async fn spawn(cluster: &Cluster, which: Measured, user: &str, sqs_queue: Option<&str>) -> Result<Child, String> {
     let kubeconfig = cluster.workdir().join(format!("kubeconfig-{user}"));
     std::fs::write(&kubeconfig, cluster.fake.kubeconfig_yaml_as(NS, user)).map_err(|e| e.to_string())?;
     let exe = controller_binary(which)?;
@@ -212,6 +221,9 @@ async fn spawn(cluster: &Cluster, which: Measured, user: &str) -> Result<Child, 
         }
         _ => tokio::process::Command::new(exe),
     };
+    if let Some(queue) = sqs_queue {
+        command.env("SALVE_INTAKE_SQS_QUEUE", queue);
+    }
     let mut child = command
         .arg("--kubeconfig")
         .arg(&kubeconfig)
@@ -298,6 +310,7 @@ async fn measure_controller(
     user: &str,
     counters: &[&str],
     n: usize,
+    sqs_queue: Option<&str>,
 ) -> Result<(Figures, Child), String> {
     let http = reqwest::Client::new();
     let mut f = Figures::default();
@@ -306,7 +319,7 @@ async fn measure_controller(
     // controller runs would let it find half-written objects and do real work on them.
     seed(&cluster.client, 0, n.min(1000)).await.map_err(|e| e.to_string())?;
     let mut started = Instant::now();
-    let mut child = spawn(cluster, which, user).await?;
+    let mut child = spawn(cluster, which, user, sqs_queue).await?;
     let objects = |incidents: usize| (2 * incidents) as f64;
     settle(&http, &child.addr, counters, started, objects(n.min(1000))).await;
     f.rss_mib_at_1k = rss_mib(child.child.id());
@@ -320,7 +333,7 @@ async fn measure_controller(
         seed(&cluster.client, 1000, n - 1000).await.map_err(|e| e.to_string())?;
         first_request = cluster.fake.requests().len();
         started = Instant::now();
-        child = spawn(cluster, which, user).await?;
+        child = spawn(cluster, which, user, sqs_queue).await?;
     }
     let (count, secs) = settle(&http, &child.addr, counters, started, objects(n)).await;
     f.reconciles_per_second = (count / secs).round();
@@ -378,8 +391,12 @@ async fn alarm_latency(webhook: &str) -> (Vec<f64>, Vec<f64>) {
     (burst, steady)
 }
 
-/// Investigating -> Diagnosed/Escalated as seen on a watch, for `n` Incidents about `web`.
-async fn diagnose_latency(client: &kube::Client, n: usize) -> Vec<f64> {
+/// Investigating -> decided (Diagnosed, Escalated or Remediating) as seen on a watch, for `n`
+/// Incidents, alternately about `web` (healthy: nothing to propose, Escalated) and `ledger`
+/// (OOM-killed: the rules propose more memory, so the policy decides on it — with the default
+/// policy a person approves that; the Incidents after the first find the target busy). Returns
+/// the stage's times and how many ended with a proposed action.
+async fn diagnose_latency(client: &kube::Client, n: usize) -> (Vec<f64>, usize) {
     let api: Api<Incident> = Api::namespaced(client.clone(), NS);
     let stream = watcher(api.clone(), watcher::Config::default().labels("bench=diagnose")).applied_objects();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -390,16 +407,18 @@ async fn diagnose_latency(client: &kube::Client, n: usize) -> Vec<f64> {
         }
     });
     for i in 0..n {
+        let workload = if i % 2 == 0 { "web" } else { "ledger" };
         let inc: Result<Incident, _> = serde_json::from_value(json!({"apiVersion": "salve.dev/v1alpha1", "kind": "Incident",
             "metadata": {"name": format!("diag-{i:03}"), "labels": {"bench": "diagnose"}},
-            "spec": {"service": "web", "severity": "High", "source": {"kind": "Manual", "reason": "errors"}, "target": {"kind": "Deployment", "name": "web"}}}));
+            "spec": {"service": workload, "severity": "High", "source": {"kind": "Manual", "reason": "errors"},
+                     "target": {"kind": "Deployment", "name": workload}}}));
         if let Ok(inc) = inc {
             let _ = api.create(&PostParams::default(), &inc).await;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut investigating: HashMap<String, Instant> = HashMap::new();
-    let mut out = Vec::new();
+    let (mut out, mut proposed) = (Vec::new(), 0);
     // The operator may still be busy with the alarms' Incidents: wait for it (bounded), never
     // stop early on a quiet moment, which would leave the figure unmeasured.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
@@ -414,20 +433,21 @@ async fn diagnose_latency(client: &kube::Client, n: usize) -> Vec<f64> {
             "Diagnosed" | "Escalated" | "Remediating" => {
                 if let Some(start) = investigating.remove(&name) {
                     out.push(at.duration_since(start).as_secs_f64() * 1000.0);
+                    let diagnosis = inc.status.as_ref().and_then(|s| s.diagnosis.as_ref());
+                    proposed += usize::from(diagnosis.is_some_and(|d| d.proposed_action.is_some()));
                 }
             }
             _ => {}
         }
     }
     watch.abort();
-    out
+    (out, proposed)
 }
 
 /// The policy's decision over every Remediation in the cluster, `n` times (µs), as the Incident
 /// controller makes it: `policy_context::gather` reading a Remediation cache filled as the
-/// operator fills its own, then `Policy::evaluate`. The operator's code, run in this process:
-/// the diagnosis stage above ends Escalated without a proposal, so the policy is not in it.
-/// The action is a pull request, whose target needs no request: what is timed is the counting.
+/// operator fills its own, then `Policy::evaluate`. The operator's code, run in this process,
+/// so the decision is timed apart from the rest of the diagnosis stage. The action is a pull request, whose target needs no request: what is timed is the counting.
 /// Second: the same count decoding every cached Remediation (how the operator counted before
 /// it kept their summaries), for comparison in the same run.
 async fn policy_decisions(client: &kube::Client, n: usize) -> Result<(Vec<f64>, Vec<f64>), String> {
@@ -504,12 +524,13 @@ async fn fresh_cluster(workdir: PathBuf) -> Result<Cluster, String> {
         .await
         .map_err(|e| e.to_string())?;
     ensure_namespace(&c.client, NS).await.map_err(|e| e.to_string())?;
-    let docs = crate::demo::apply::parse_yaml_stream(WEB).map_err(|e| e.to_string())?;
+    let docs = crate::demo::apply::parse_yaml_stream(WORKLOADS).map_err(|e| e.to_string())?;
     crate::demo::apply::create_all(&c.client, NS, &docs).await.map_err(|e| e.to_string())?;
     Ok(c)
 }
 
-const WEB: &str = r#"
+/// The workloads the diagnosis Incidents are about.
+const WORKLOADS: &str = r#"
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
@@ -525,6 +546,25 @@ spec:
           ports: [{name: http, containerPort: 8080}]
           readinessProbe: {httpGet: {path: /readyz, port: http}, periodSeconds: 2}
           resources: {limits: {memory: 128Mi}}
+---
+# Holds more memory than its limit allows: OOMKilled, restarted in place, backing off. The
+# offline rules propose more memory for it, so its Incidents reach the policy.
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ledger}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: ledger}}
+  template:
+    metadata: {labels: {app: ledger}}
+    spec:
+      containers:
+        - name: ledger
+          image: sandbox.salve.dev/scripted:v1
+          env:
+            - {name: SANDBOX_SCRIPT, value: '{"port": 8080, "grow_memory_mib_per_s": 60, "grow_memory_to_mib": 80}'}
+          ports: [{name: http, containerPort: 8080}]
+          resources: {requests: {memory: 32Mi}, limits: {memory: 64Mi}}
 "#;
 
 pub async fn main(args: BenchArgs) -> i32 {
@@ -545,13 +585,32 @@ async fn run(args: BenchArgs) -> Result<(), String> {
     }
     // The operator, in its own cluster.
     let cluster = fresh_cluster(base.join("operator")).await?;
-    let (mut op, mut child) = measure_controller(&cluster, Measured::Operator, "bench-operator", OPERATOR_WORK, n).await?;
+    let alarm_queues = match sqs_alarms::emulator() {
+        Some(_) => Some(sqs_alarms::create().await?),
+        None => None,
+    };
+    let sqs_queue = alarm_queues.as_ref().map(|q| q.operator_queue_url.as_str());
+    let (mut op, mut child) = measure_controller(&cluster, Measured::Operator, "bench-operator", OPERATOR_WORK, n, sqs_queue).await?;
     let webhook = format!("http://{}/intake/alertmanager", child.addr);
     let (mut burst, mut steady) = alarm_latency(&webhook).await;
     op.alarm_to_incident_p50_ms = percentile(&mut burst, 0.5);
     op.alarm_to_incident_p99_ms = percentile(&mut burst, 0.99);
     op.alarm_to_incident_steady_p99_ms = percentile(&mut steady, 0.99);
-    let mut diag = diagnose_latency(&cluster.client, 100).await;
+    let (mut through_sqs, mut transport) = match &alarm_queues {
+        Some(q) => q.latency(&cluster.client).await,
+        None => Default::default(),
+    };
+    op.alarm_to_incident_sqs_p50_ms = percentile(&mut through_sqs.burst, 0.5);
+    op.alarm_to_incident_sqs_p99_ms = percentile(&mut through_sqs.burst, 0.99);
+    op.alarm_to_incident_sqs_steady_p99_ms = percentile(&mut through_sqs.steady, 0.99);
+    // The bare consumer's figures, for the baseline's column.
+    let sqs_transport =
+        (percentile(&mut transport.burst, 0.5), percentile(&mut transport.burst, 0.99), percentile(&mut transport.steady, 0.99));
+    if let Some(q) = alarm_queues {
+        q.delete().await;
+    }
+    let (mut diag, proposed) = diagnose_latency(&cluster.client, 100).await;
+    (op.diagnose_with_policy, op.diagnose_measured) = (proposed, diag.len());
     op.diagnose_p50_ms = percentile(&mut diag, 0.5);
     op.diagnose_p99_ms = percentile(&mut diag, 0.99);
     let (mut policy, mut decoding) = policy_decisions(&cluster.client, 100).await?;
@@ -563,7 +622,9 @@ async fn run(args: BenchArgs) -> Result<(), String> {
     cluster.stop().await;
     // The baseline, in a cluster of its own with the same objects.
     let cluster = fresh_cluster(base.join("baseline")).await?;
-    let (mut bl, mut child) = measure_controller(&cluster, Measured::Baseline, "bench-baseline", &["baseline_reconciles_total"], n).await?;
+    let (mut bl, mut child) =
+        measure_controller(&cluster, Measured::Baseline, "bench-baseline", &["baseline_reconciles_total"], n, None).await?;
+    (bl.alarm_to_incident_sqs_p50_ms, bl.alarm_to_incident_sqs_p99_ms, bl.alarm_to_incident_sqs_steady_p99_ms) = sqs_transport;
     let mut creates = direct_creates(&cluster.client, 100).await;
     bl.alarm_to_incident_p50_ms = percentile(&mut creates, 0.5);
     bl.alarm_to_incident_p99_ms = percentile(&mut creates, 0.99);
@@ -588,28 +649,37 @@ fn report(op: &Figures, bl: &Figures, decoding_each: (f64, f64), n: usize, json:
             "operator_rss_mib": op.rss_mib, "operator_rss_mib_at_1k": op.rss_mib_at_1k,
             "alarm_to_incident_p50_ms": op.alarm_to_incident_p50_ms, "alarm_to_incident_p99_ms": op.alarm_to_incident_p99_ms,
             "alarm_to_incident_steady_p99_ms": op.alarm_to_incident_steady_p99_ms,
+            "alarm_to_incident_sqs_p50_ms": op.alarm_to_incident_sqs_p50_ms, "alarm_to_incident_sqs_p99_ms": op.alarm_to_incident_sqs_p99_ms,
+            "alarm_to_incident_sqs_steady_p99_ms": op.alarm_to_incident_sqs_steady_p99_ms,
             "diagnose_p50_ms": op.diagnose_p50_ms, "diagnose_p99_ms": op.diagnose_p99_ms,
+            "diagnose_measured": op.diagnose_measured, "diagnose_with_policy": op.diagnose_with_policy,
             "policy_decision_p50_us": op.policy_p50_us, "policy_decision_p99_us": op.policy_p99_us,
             "policy_decision_decoding_each_p50_us": decoding_each.0, "policy_decision_decoding_each_p99_us": decoding_each.1,
             "reconciles_per_second": op.reconciles_per_second,
             "api_requests_per_incident": op.api_requests_per_incident, "watch_streams": op.watch_streams, "largest_list_page": op.largest_list_page,
             "baseline": {"rss_mib": bl.rss_mib, "rss_mib_at_1k": bl.rss_mib_at_1k, "alarm_to_incident_p50_ms": bl.alarm_to_incident_p50_ms,
-                "alarm_to_incident_p99_ms": bl.alarm_to_incident_p99_ms, "diagnose_p50_ms": bl.diagnose_p50_ms, "diagnose_p99_ms": bl.diagnose_p99_ms,
+                "alarm_to_incident_p99_ms": bl.alarm_to_incident_p99_ms,
+                "alarm_to_incident_sqs_p50_ms": bl.alarm_to_incident_sqs_p50_ms, "alarm_to_incident_sqs_p99_ms": bl.alarm_to_incident_sqs_p99_ms,
+                "alarm_to_incident_sqs_steady_p99_ms": bl.alarm_to_incident_sqs_steady_p99_ms, "diagnose_p50_ms": bl.diagnose_p50_ms, "diagnose_p99_ms": bl.diagnose_p99_ms,
                 "reconciles_per_second": bl.reconciles_per_second, "api_requests_per_incident": bl.api_requests_per_incident, "watch_streams": bl.watch_streams},
             "ratios": {"rss": ratio(op.rss_mib, bl.rss_mib), "alarm_to_incident_p99": ratio(op.alarm_to_incident_p99_ms, bl.alarm_to_incident_p99_ms),
+                "alarm_to_incident_sqs_p99": ratio(op.alarm_to_incident_sqs_p99_ms, bl.alarm_to_incident_sqs_p99_ms),
                 "diagnose_p99": ratio(op.diagnose_p99_ms, bl.diagnose_p99_ms), "reconciles_per_second": ratio(op.reconciles_per_second, bl.reconciles_per_second)}
         });
         println!("{line}");
         return;
     }
     println!("{:<34} {:>12} {:>12} {:>8}", "figure", "operator", "baseline", "ratio");
-    let rows: [(&str, f64, f64); 9] = [
+    let rows: [(&str, f64, f64); 12] = [
         ("RSS at 1,000 incidents (MiB)", op.rss_mib_at_1k, bl.rss_mib_at_1k),
         ("RSS at N incidents (MiB)", op.rss_mib, bl.rss_mib),
         ("reconciles per second", op.reconciles_per_second, bl.reconciles_per_second),
         ("alarm -> Incident p50 (ms)", op.alarm_to_incident_p50_ms, bl.alarm_to_incident_p50_ms),
         ("alarm -> Incident p99 burst (ms)", op.alarm_to_incident_p99_ms, bl.alarm_to_incident_p99_ms),
         ("alarm -> Incident p99 10/s (ms)", op.alarm_to_incident_steady_p99_ms, bl.alarm_to_incident_steady_p99_ms),
+        ("alarm via SQS p50 (ms)", op.alarm_to_incident_sqs_p50_ms, bl.alarm_to_incident_sqs_p50_ms),
+        ("alarm via SQS p99 burst (ms)", op.alarm_to_incident_sqs_p99_ms, bl.alarm_to_incident_sqs_p99_ms),
+        ("alarm via SQS p99 10/s (ms)", op.alarm_to_incident_sqs_steady_p99_ms, bl.alarm_to_incident_sqs_steady_p99_ms),
         ("diagnosis stage p50 (ms)", op.diagnose_p50_ms, bl.diagnose_p50_ms),
         ("diagnosis stage p99 (ms)", op.diagnose_p99_ms, bl.diagnose_p99_ms),
         ("API requests per Incident", op.api_requests_per_incident, bl.api_requests_per_incident),
@@ -618,6 +688,10 @@ fn report(op: &Figures, bl: &Figures, decoding_each: (f64, f64), n: usize, json:
     for (name, a, b) in rows {
         println!("{name:<34} {:>12} {:>12} {:>8}", shown(a), shown(b), shown(ratio(a, b)));
     }
+    println!(
+        "diagnosis stage: {} Incidents measured, {} of them with a proposed action decided by the policy",
+        op.diagnose_measured, op.diagnose_with_policy
+    );
     println!("{:<34} {:>12} {:>12}", "watch streams", op.watch_streams, bl.watch_streams);
     println!("{:<34} {:>12} {:>12}", "largest list page asked (limit=)", op.largest_list_page, bl.largest_list_page);
     println!(
@@ -629,6 +703,6 @@ fn report(op: &Figures, bl: &Figures, decoding_each: (f64, f64), n: usize, json:
         shown(ratio(op.policy_p50_us, decoding_each.0))
     );
     println!(
-        "baseline: a bare kube-rs controller on the same CRDs; alarm baseline = creating the Incident through the API; diagnosis baseline = one API round trip"
+        "baseline: a bare kube-rs controller on the same CRDs; alarm baseline = creating the Incident through the API; via SQS = a bare consumer of the same SNS notifications (n/a: no AWS_ENDPOINT_URL; tests/bench-operator.sh starts moto); diagnosis baseline = one API round trip"
     );
 }

@@ -34,6 +34,9 @@ pub struct ProcessArgs {
     pub namespace: String,
     #[arg(long, env = "SANDBOX_HTTP_ADDR", default_value = "127.0.0.1:0")]
     pub http_addr: SocketAddr,
+    /// SQS queue of CloudWatch alarm notifications the operator consumes (the baseline ignores it).
+    #[arg(long, env = "SALVE_INTAKE_SQS_QUEUE")]
+    pub intake_sqs_queue: Option<String>,
 }
 
 /// The client for the kubeconfig and the bound listener, whose address is printed first (the
@@ -118,6 +121,8 @@ pub async fn operator_process(args: ProcessArgs) -> i32 {
     run.dry_run = Some(false);
     run.intake.alertmanager_token = Some(operator::intake::config::SecretToken(crate::demo::operator::WEBHOOK_TOKEN.into()));
     run.intake.default_namespace = Some(args.namespace.clone());
+    run.intake.sqs_queue = args.intake_sqs_queue.clone();
+    run.intake.alarm_workloads = format!("{}*={}/web", super::sqs_alarms::ALARM_PREFIX, args.namespace);
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     // SIGTERM (what the benchmark sends, as Kubernetes does) stops it gracefully: the Lease is
