@@ -214,6 +214,20 @@ pub struct Queues {
     pub dlq_url: String,
 }
 
+/// A queue's ARN (what a redrive policy or an SNS subscription names it by).
+pub async fn queue_arn(client: &Client, queue_url: &str) -> Result<String, String> {
+    client
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| describe("GetQueueAttributes", queue_url, &e))?
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| format!("GetQueueAttributes on {queue_url} returned no QueueArn"))
+}
+
 /// Creates `<name>-dlq` and `<name>` (redriving to it after `max_receive_count` receives),
 /// tagged; idempotent.
 pub async fn ensure_queue(client: &Client, name: &str, max_receive_count: u32, tags: &[(String, String)]) -> Result<Queues, String> {
@@ -229,16 +243,7 @@ pub async fn ensure_queue(client: &Client, name: &str, max_receive_count: u32, t
         .map_err(|e| describe("CreateQueue", &dlq_name, &e))?
         .queue_url
         .unwrap_or_default();
-    let dlq_arn = client
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .map_err(|e| describe("GetQueueAttributes", &dlq_url, &e))?
-        .attributes
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .unwrap_or_default();
+    let dlq_arn = queue_arn(client, &dlq_url).await?;
     let policy = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count.to_string()}).to_string();
     let queue_url = client
         .create_queue()

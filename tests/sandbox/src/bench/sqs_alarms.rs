@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use futures::StreamExt;
 use kube::api::Api;
 use kube::runtime::watcher;
@@ -66,16 +65,7 @@ pub async fn create() -> Result<AlarmQueues, String> {
             .map_err(|e| format!("CreateQueue: {e}"))?
             .queue_url
             .ok_or("CreateQueue returned no URL")?;
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(|e| format!("GetQueueAttributes: {e}"))?
-            .attributes
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-            .ok_or("no queue ARN")?;
+        let arn = salve_common::aws::sqs::queue_arn(&sqs, &url).await?;
         sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(arn).send().await.map_err(|e| format!("Subscribe: {e}"))?;
         urls.push(url);
     }
