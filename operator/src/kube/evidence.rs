@@ -99,24 +99,22 @@ pub async fn collect(
     let (replica_sets, pod_list) = tokio::try_join!(replica_sets, workload::pods(client, ns, &w))?;
     let mut related: BTreeSet<String> = [name.to_string()].into();
     let mut rs_revision = BTreeMap::new();
-    {
-        let mut previous: Option<&ReplicaSet> = None;
-        for rs in &replica_sets {
-            related.insert(rs.name_any());
-            if let Some(r) = revision_of(rs) {
-                rs_revision.insert(rs.name_any(), r);
-            }
-            let template = rs.spec.template.clone().unwrap_or_default();
-            let changes = previous.and_then(|p| p.spec.template.as_ref()).map(|old| template_changes(old, &template)).unwrap_or_default();
-            ev.rollouts.push(RolloutEvidence {
-                revision: revision_of(rs).unwrap_or_default(),
-                replica_set: rs.name_any(),
-                images: template.spec.as_ref().map(|s| s.containers.iter().filter_map(|c| c.image.clone()).collect()).unwrap_or_default(),
-                created: rs.creation_timestamp().map(|t| t.0.to_string()).unwrap_or_default(),
-                changes,
-            });
-            previous = Some(rs);
+    let mut previous: Option<&ReplicaSet> = None;
+    for rs in &replica_sets {
+        related.insert(rs.name_any());
+        if let Some(r) = revision_of(rs) {
+            rs_revision.insert(rs.name_any(), r);
         }
+        let template = rs.spec.template.clone().unwrap_or_default();
+        let changes = previous.and_then(|p| p.spec.template.as_ref()).map(|old| template_changes(old, &template)).unwrap_or_default();
+        ev.rollouts.push(RolloutEvidence {
+            revision: revision_of(rs).unwrap_or_default(),
+            replica_set: rs.name_any(),
+            images: template.spec.as_ref().map(|s| s.containers.iter().filter_map(|c| c.image.clone()).collect()).unwrap_or_default(),
+            created: rs.creation_timestamp().map(|t| t.0.to_string()).unwrap_or_default(),
+            changes,
+        });
+        previous = Some(rs);
     }
 
     let mut nodes = BTreeSet::new();

@@ -26,4 +26,12 @@ async fn a_small_bench_measures_every_figure_for_the_operator_and_the_baseline()
     assert!(line["reconciles_per_second"].is_number() && line["baseline"]["reconciles_per_second"].is_number(), "{line}");
     assert!(line["ratios"]["rss"].is_number(), "{line}");
     assert!(line["watch_streams"].as_u64().is_some_and(|w| w >= 2), "the operator watches its resources: {line}");
+    // The OOM-killed workload's Incidents get a proposal, so the stage includes the policy.
+    assert!(line["diagnose_with_policy"].as_u64().is_some_and(|n| n > 0), "no diagnosis reached the policy: {line}");
+    // With an emulator (tests/run.sh starts moto), alarms also travel SNS -> SQS, to the
+    // operator and to the bare consumer.
+    if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
+        assert!(measured(&line["alarm_to_incident_sqs_p99_ms"]), "SQS path not measured: {line}");
+        assert!(measured(&line["baseline"]["alarm_to_incident_sqs_p99_ms"]), "bare consumer not measured: {line}");
+    }
 }
