@@ -9,4 +9,4 @@ cd "$(dirname "$0")/.."
 cargo build --release --locked -p salve-sandbox
 source tests/moto.sh
 start_moto
-target/release/salve-sandbox bench "$@"
+"${CARGO_TARGET_DIR:-target}/release/salve-sandbox" bench "$@"
