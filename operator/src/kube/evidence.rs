@@ -236,6 +236,7 @@ fn missing_secrets_from_kubelet(pods: &[PodEvidence]) -> Vec<MissingRef> {
 }
 
 /// What the ConfigMaps a workload reads say, before it joins the bundle.
+#[derive(Default)]
 struct ConfigFindings {
     config_maps: Vec<ConfigMapEvidence>,
     missing_refs: Vec<MissingRef>,
@@ -257,7 +258,7 @@ impl ConfigFindings {
 /// Current values of the ConfigMaps the template reads (read together), the changes the
 /// history observed, and referenced ConfigMaps or keys that do not exist.
 async fn config_maps(client: &Client, history: &ConfigHistory, ns: &str, w: &Workload) -> Result<ConfigFindings, kube::Error> {
-    let mut found = ConfigFindings { config_maps: Vec::new(), missing_refs: Vec::new(), changes: Vec::new() };
+    let mut found = ConfigFindings::default();
     let Some(spec) = &w.template.spec else { return Ok(found) };
     let refs = references(spec);
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);

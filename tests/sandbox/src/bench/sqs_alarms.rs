@@ -14,6 +14,7 @@ use kube::api::Api;
 use kube::runtime::watcher;
 use operator::crd::Incident;
 use operator::intake::identity::{ALARM_LABEL, alarm_key};
+use salve_common::aws::errors::describe;
 use serde_json::{Value, json};
 
 use super::NS;
@@ -46,32 +47,33 @@ pub fn emulator() -> Option<String> {
 pub async fn create() -> Result<AlarmQueues, String> {
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let (sqs, sns) = (aws_sdk_sqs::Client::new(&config), aws_sdk_sns::Client::new(&config));
-    let run = std::process::id();
+    let topic = format!("salve-bench-alarms-{}", std::process::id());
     let topic_arn = sns
         .create_topic()
-        .name(format!("salve-bench-alarms-{run}"))
+        .name(&topic)
         .send()
         .await
-        .map_err(|e| format!("CreateTopic: {e}"))?
+        .map_err(|e| describe("CreateTopic", &topic, &e))?
         .topic_arn
         .ok_or("CreateTopic returned no ARN")?;
-    let mut urls = Vec::new();
-    for who in ["operator", "baseline"] {
-        let url = sqs
-            .create_queue()
-            .queue_name(format!("salve-bench-alarms-{who}-{run}"))
-            .send()
-            .await
-            .map_err(|e| format!("CreateQueue: {e}"))?
-            .queue_url
-            .ok_or("CreateQueue returned no URL")?;
-        let arn = salve_common::aws::sqs::queue_arn(&sqs, &url).await?;
-        sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(arn).send().await.map_err(|e| format!("Subscribe: {e}"))?;
-        urls.push(url);
-    }
-    let baseline_queue_url = urls.pop().unwrap_or_default();
-    let operator_queue_url = urls.pop().unwrap_or_default();
+    let operator_queue_url = subscribed_queue(&sqs, &sns, &topic_arn, &format!("{topic}-operator")).await?;
+    let baseline_queue_url = subscribed_queue(&sqs, &sns, &topic_arn, &format!("{topic}-baseline")).await?;
     Ok(AlarmQueues { sqs, sns, topic_arn, operator_queue_url, baseline_queue_url })
+}
+
+/// A new queue receiving the topic's notifications (SNS envelope, as by default); its URL.
+async fn subscribed_queue(sqs: &aws_sdk_sqs::Client, sns: &aws_sdk_sns::Client, topic_arn: &str, name: &str) -> Result<String, String> {
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|e| describe("CreateQueue", name, &e))?
+        .queue_url
+        .ok_or("CreateQueue returned no URL")?;
+    let arn = salve_common::aws::sqs::queue_arn(sqs, &url).await?;
+    sns.subscribe().topic_arn(topic_arn).protocol("sqs").endpoint(arn).send().await.map_err(|e| describe("Subscribe", topic_arn, &e))?;
+    Ok(url)
 }
 
 /// The notification CloudWatch publishes to SNS when an alarm enters ALARM (documented shape;
