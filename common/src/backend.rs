@@ -33,6 +33,8 @@ pub struct QueueConfig<'a> {
     pub peer: &'a str,
     pub wait_seconds: i32,
     pub visibility_seconds: i32,
+    /// Receive loops on our queue.
+    pub pollers: usize,
 }
 
 /// The AWS SDK configuration, when the store or the bus needs AWS.
@@ -57,7 +59,12 @@ pub async fn message_sink(
     match (bus, sdk) {
         (BusKind::Sqs, Some(sdk)) => {
             let client = aws_sdk_sqs::Client::new(sdk);
-            crate::aws::sqs::start_bus(client, queues.own, queues.peer, inbox, queues.wait_seconds, queues.visibility_seconds, stop).await
+            let consumer = crate::aws::sqs::ConsumerSettings {
+                wait_seconds: queues.wait_seconds,
+                visibility_seconds: queues.visibility_seconds,
+                pollers: queues.pollers,
+            };
+            crate::aws::sqs::start_bus(client, queues.own, queues.peer, inbox, consumer, stop).await
         }
         (BusKind::Sqs, None) => Err("the SQS bus needs an AWS configuration".into()),
         (BusKind::Embedded, _) => {

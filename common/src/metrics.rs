@@ -35,7 +35,9 @@ impl Metrics {
             &["outcome"],
         )
         .expect("static metric definition");
-        let outbox_depth = IntGauge::new("outbox_depth", "Messages waiting in the outbox").expect("static metric definition");
+        let outbox_depth =
+            IntGauge::new("outbox_depth", "Messages waiting in the outbox (counted up to 100,000 on SQLite, 1,000 on DynamoDB)")
+                .expect("static metric definition");
         let outbox_oldest_age_seconds =
             Gauge::new("outbox_oldest_age_seconds", "Age of the oldest undelivered message").expect("static metric definition");
         let metrics =

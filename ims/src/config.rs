@@ -53,6 +53,10 @@ pub struct Config {
     /// slow handler runs, so a crashed consumer's messages come back after about this long.
     #[arg(long, env = "IMS_QUEUE_VISIBILITY_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(i32).range(1..=43200), global = true)]
     pub queue_visibility_seconds: i32,
+    /// Receive loops on our SQS queue. Each takes at most 10 messages per ReceiveMessage and
+    /// handles them before its next one, so one loop's throughput is 10 per round of calls.
+    #[arg(long, env = "IMS_QUEUE_POLLERS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64), global = true)]
+    pub queue_pollers: u16,
     /// Environment tag for the resources init-aws creates.
     #[arg(long, env = "SALVE_ENVIRONMENT", default_value = "dev", global = true)]
     pub environment: String,

@@ -53,6 +53,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         peer: &config.ims_queue_name,
         wait_seconds: config.queue_wait_seconds,
         visibility_seconds: config.queue_visibility_seconds,
+        pollers: config.queue_pollers.into(),
     };
     let sink = backend::message_sink(config.bus, sdk.as_ref(), &config.ims_url, &keys, queues, service.inbox.clone(), background.clone())
         .await

@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, Tag, TimeToLiveSpecification, TransactWriteItem,
 };
 use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
 
 use super::errors::describe;
 use crate::http::ReadinessCheck;
@@ -141,7 +142,35 @@ impl DynamoOutbox {
     pub fn items_read(&self) -> u64 {
         self.items_read.load(Ordering::Relaxed)
     }
+
+    /// Counts a failed delivery on the message and sets its next attempt.
+    async fn reschedule(&self, r: Retry) -> Result<(), StoreUnavailable> {
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("message_id", s(r.message_id))
+            .update_expression("SET attempts = attempts + :one, next_attempt_at = :next, last_error = :err")
+            .condition_expression("attribute_exists(message_id)")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":next", s(to_text(r.next_attempt_at)))
+            .expression_attribute_values(":err", s(r.error))
+            .send()
+            .await;
+        match updated {
+            Ok(_) => Ok(()),
+            // Gone: an earlier batch delivered it (a stale index entry brought it back).
+            Err(e) if super::errors::code(&e) == Some("ConditionalCheckFailedException") => Ok(()),
+            Err(e) => Err(StoreUnavailable(describe("UpdateItem", &self.table, &e))),
+        }
+    }
 }
+
+/// Items of the due index `stats` reads: one page (DynamoDB stops a page at 1 MB).
+const STATS_SAMPLE: i32 = 1_000;
+
+/// Failed deliveries rescheduled at once.
+const RESCHEDULES_IN_FLIGHT: usize = 8;
 
 fn to_pending(i: &Item) -> Option<Pending> {
     Some(Pending {
@@ -176,70 +205,39 @@ impl OutboxStore for DynamoOutbox {
         Ok(page.items.unwrap_or_default().iter().filter_map(to_pending).collect())
     }
 
+    /// Deletes what was delivered in BatchWriteItem calls (see [`super::batch_delete`]) and
+    /// reschedules what was not, a few updates at a time.
     async fn settle(&self, delivered: Vec<String>, retries: Vec<Retry>) -> Result<(), StoreUnavailable> {
-        for id in delivered {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .key("message_id", s(id))
-                .send()
-                .await
-                .map_err(|e| StoreUnavailable(describe("DeleteItem", &self.table, &e)))?;
-        }
-        for r in retries {
-            let updated = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("message_id", s(r.message_id))
-                .update_expression("SET attempts = attempts + :one, next_attempt_at = :next, last_error = :err")
-                .condition_expression("attribute_exists(message_id)")
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":next", s(to_text(r.next_attempt_at)))
-                .expression_attribute_values(":err", s(r.error))
-                .send()
-                .await;
-            match updated {
-                Ok(_) => {}
-                // Gone: an earlier batch delivered it (a stale index entry brought it back).
-                Err(e) if super::errors::code(&e) == Some("ConditionalCheckFailedException") => {}
-                Err(e) => return Err(StoreUnavailable(describe("UpdateItem", &self.table, &e))),
-            }
-        }
+        super::batch_delete::delete_all(&self.client, &self.table, "message_id", delivered).await.map_err(StoreUnavailable)?;
+        futures::stream::iter(retries).map(|r| self.reschedule(r)).buffer_unordered(RESCHEDULES_IN_FLIGHT).try_collect::<Vec<()>>().await?;
         Ok(())
     }
 
-    /// Reads the undelivered messages (the index, creation times only): a gauge of the
-    /// backlog costs the backlog, never the delivered history.
+    /// One page of the due index, earliest next attempt first, creation times only: at most
+    /// [`STATS_SAMPLE`] items, however deep the backlog (reading all of it cost a probe as
+    /// many read units as the backlog had messages, and outlasted the probe's timeout).
+    /// `depth` is counted up to that many. The oldest age is the oldest in that page: never
+    /// older than the truth, so a stuck outbox this reports is stuck. Messages that were never
+    /// retried come in creation order there (their next attempt is their creation time), so a
+    /// relay that stopped shows at once; one that keeps failing reschedules what it tries, and
+    /// those come back into the page as they fall due again.
     async fn stats(&self, now: DateTime<Utc>) -> Result<OutboxStats, StoreUnavailable> {
-        let (mut depth, mut oldest) = (0i64, None);
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(OUTBOX_DUE_INDEX)
-                .key_condition_expression("#pending = :pending")
-                .expression_attribute_names("#pending", PENDING)
-                .expression_attribute_values(":pending", s(PENDING_VALUE))
-                .projection_expression("created_at")
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| StoreUnavailable(describe("Query", &format!("{}/{OUTBOX_DUE_INDEX}", self.table), &e)))?;
-            for item in page.items.unwrap_or_default() {
-                depth += 1;
-                if let Some(t) = get_time(&item, "created_at") {
-                    oldest = Some(oldest.map_or(t, |o: DateTime<Utc>| o.min(t)));
-                }
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
-        Ok(OutboxStats { depth, oldest_age_seconds: oldest.map(|t| age(now, t)).unwrap_or(0.0) })
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(OUTBOX_DUE_INDEX)
+            .key_condition_expression("#pending = :pending")
+            .expression_attribute_names("#pending", PENDING)
+            .expression_attribute_values(":pending", s(PENDING_VALUE))
+            .projection_expression("created_at")
+            .limit(STATS_SAMPLE)
+            .send()
+            .await
+            .map_err(|e| StoreUnavailable(describe("Query", &format!("{}/{OUTBOX_DUE_INDEX}", self.table), &e)))?;
+        let items = page.items.unwrap_or_default();
+        let oldest = items.iter().filter_map(|item| get_time(item, "created_at")).min();
+        Ok(OutboxStats { depth: items.len() as i64, oldest_age_seconds: oldest.map(|t| age(now, t)).unwrap_or(0.0) })
     }
 }
 

@@ -5,6 +5,7 @@
 //! Endpoints come from the standard variables (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_SQS`,
 //! `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_REGION`), so the same code runs against a local emulator.
 
+pub mod batch_delete;
 pub mod dynamo;
 pub mod errors;
 pub mod sqs;

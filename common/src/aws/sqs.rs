@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -32,21 +32,107 @@ pub struct SqsSink {
     pub queue_url: String,
 }
 
+/// SendMessageBatch's limit of entries per call.
+const SEND_BATCH_ENTRIES: usize = 10;
+/// A call's whole payload is limited too (1 MiB); a batch is cut at this many bytes of bodies,
+/// far below it, so attributes never tip it over. A bigger message goes alone.
+const SEND_BATCH_BODY_BYTES: usize = 256 * 1024;
+
+fn message_attributes(message: &OutgoingMessage) -> HashMap<String, MessageAttributeValue> {
+    let mut attributes = HashMap::from([
+        (ATTR_MESSAGE_ID.to_string(), string_attr(&message.message_id)),
+        (ATTR_TYPE.to_string(), string_attr(&message.message_type)),
+    ]);
+    if let Some(tp) = &message.traceparent {
+        attributes.insert(ATTR_TRACEPARENT.to_string(), string_attr(tp));
+    }
+    attributes
+}
+
+/// Consecutive runs of `messages` that fit one SendMessageBatch call.
+fn send_batches(messages: &[&OutgoingMessage]) -> Vec<std::ops::Range<usize>> {
+    let mut batches = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, message) in messages.iter().enumerate() {
+        let full = i - start == SEND_BATCH_ENTRIES || (i > start && bytes + message.body.len() > SEND_BATCH_BODY_BYTES);
+        if full {
+            batches.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += message.body.len();
+    }
+    if start < messages.len() {
+        batches.push(start..messages.len());
+    }
+    batches
+}
+
+impl SqsSink {
+    /// One SendMessageBatch call; a result per message. SQS answers each entry on its own: some
+    /// may fail while the rest are queued, and only those are retried.
+    async fn send_batch(&self, messages: &[&OutgoingMessage]) -> Vec<Result<(), DeliveryError>> {
+        let entries = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(&m.body)
+                    .set_message_attributes(Some(message_attributes(m)))
+                    .build()
+                    .expect("id and body are set")
+            })
+            .collect();
+        let sent = self.client.send_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await;
+        let output = match sent {
+            Ok(output) => output,
+            Err(e) => {
+                let reason = describe("SendMessageBatch", &self.queue_url, &e);
+                return messages.iter().map(|_| Err(DeliveryError::Unavailable(reason.clone()))).collect();
+            }
+        };
+        let queued: std::collections::HashSet<&str> = output.successful().iter().map(|e| e.id()).collect();
+        let failed: HashMap<&str, String> = output
+            .failed()
+            .iter()
+            .map(|e| (e.id(), format!("SendMessageBatch on {}: {}: {}", self.queue_url, e.code(), e.message().unwrap_or("no message"))))
+            .collect();
+        (0..messages.len())
+            .map(|i| {
+                let id = i.to_string();
+                if queued.contains(id.as_str()) {
+                    return Ok(());
+                }
+                let reason = failed
+                    .get(id.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| format!("SendMessageBatch on {}: entry {id} not answered", self.queue_url));
+                Err(DeliveryError::Unavailable(reason))
+            })
+            .collect()
+    }
+}
+
 #[async_trait]
 impl MessageSink for SqsSink {
     async fn deliver(&self, message: &OutgoingMessage) -> Result<(), DeliveryError> {
-        let mut send = self
-            .client
+        self.client
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(&message.body)
-            .message_attributes(ATTR_MESSAGE_ID, string_attr(&message.message_id))
-            .message_attributes(ATTR_TYPE, string_attr(&message.message_type));
-        if let Some(tp) = &message.traceparent {
-            send = send.message_attributes(ATTR_TRACEPARENT, string_attr(tp));
-        }
-        send.send().await.map_err(|e| DeliveryError::Unavailable(describe("SendMessage", &self.queue_url, &e)))?;
+            .set_message_attributes(Some(message_attributes(message)))
+            .send()
+            .await
+            .map_err(|e| DeliveryError::Unavailable(describe("SendMessage", &self.queue_url, &e)))?;
         Ok(())
+    }
+
+    /// Ten messages a call (SQS's batch actions; a tenth of the requests, which are what SQS
+    /// bills), the calls side by side.
+    async fn deliver_all(&self, messages: &[&OutgoingMessage]) -> Vec<Result<(), DeliveryError>> {
+        let batches = send_batches(messages);
+        let answers = futures::future::join_all(batches.into_iter().map(|range| self.send_batch(&messages[range]))).await;
+        answers.into_iter().flatten().collect()
     }
 }
 
@@ -277,6 +363,19 @@ pub async fn resolve(client: &Client, own_queue: &str, peer_queue: &str) -> Resu
     Ok((own, queue_url(client, peer_queue).await?))
 }
 
+/// How a service consumes its queue.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumerSettings {
+    pub wait_seconds: i32,
+    pub visibility_seconds: i32,
+    /// Receive loops side by side. SQS returns at most 10 messages per ReceiveMessage, and a
+    /// loop handles them before asking again, so one loop moves 10 messages per round of
+    /// calls (receive, handle, delete: tens of milliseconds on AWS); AWS's advice for more
+    /// throughput is more receivers
+    /// (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-throughput-horizontal-scaling-and-batching.html).
+    pub pollers: usize,
+}
+
 /// Wires a service to the SQS bus: consumes its own queue into `inbox` (until `stop`) and
 /// returns the sink that publishes to the other service's queue.
 pub async fn start_bus(
@@ -284,13 +383,109 @@ pub async fn start_bus(
     own_queue: &str,
     peer_queue: &str,
     inbox: Arc<Inbox>,
-    wait_seconds: i32,
-    visibility_seconds: i32,
+    settings: ConsumerSettings,
     stop: CancellationToken,
 ) -> Result<Arc<dyn MessageSink>, String> {
     let (own, peer_url) = resolve(&client, own_queue, peer_queue).await?;
     tracing::info!(queue = %own.queue_url, dlq = %own.dlq_url, peer = %peer_url, "SQS bus connected");
-    SqsConsumer { client: client.clone(), queue_url: own.queue_url, dlq_url: own.dlq_url, inbox, wait_seconds, visibility_seconds }
-        .spawn(stop);
+    let ConsumerSettings { wait_seconds, visibility_seconds, pollers } = settings;
+    let consumer =
+        SqsConsumer { client: client.clone(), queue_url: own.queue_url, dlq_url: own.dlq_url, inbox, wait_seconds, visibility_seconds };
+    for _ in 0..pollers.max(1) {
+        consumer.clone().spawn(stop.clone());
+    }
     Ok(Arc::new(SqsSink { client, queue_url: peer_url }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn message(i: usize, body_bytes: usize) -> OutgoingMessage {
+        OutgoingMessage {
+            message_id: format!("m-{i}"),
+            message_type: "ReserveInventory".into(),
+            body: "x".repeat(body_bytes),
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+        }
+    }
+
+    #[test]
+    fn batches_hold_at_most_ten_messages_and_a_large_message_goes_alone() {
+        let small: Vec<OutgoingMessage> = (0..23).map(|i| message(i, 100)).collect();
+        assert_eq!(send_batches(&small.iter().collect::<Vec<_>>()), vec![0..10, 10..20, 20..23]);
+        let mixed = [message(0, 100), message(1, SEND_BATCH_BODY_BYTES), message(2, 100), message(3, 100)];
+        assert_eq!(send_batches(&mixed.iter().collect::<Vec<_>>()), vec![0..1, 1..2, 2..4]);
+        assert!(send_batches(&[]).is_empty());
+    }
+
+    /// A labelled stand-in for SQS's SendMessageBatch on its JSON 1.0 wire protocol: it refuses
+    /// a call of more than ten entries as SQS does (TooManyEntriesInBatchRequest) and answers the
+    /// entry whose body is "fail" in `Failed` (SQS reports entries one by one: the call succeeds
+    /// while some of its messages were not queued). It keeps the bodies it queued.
+    async fn sqs_failing_some_entries() -> (Client, Arc<Mutex<Vec<String>>>) {
+        let queued = Arc::new(Mutex::new(Vec::new()));
+        let queued_in = queued.clone();
+        let app = axum::Router::new().fallback(move |headers: HeaderMap, body: String| {
+            let queued = queued_in.clone();
+            async move {
+                assert_eq!(headers.get("x-amz-target").and_then(|v| v.to_str().ok()), Some("AmazonSQS.SendMessageBatch"));
+                let request: Value = serde_json::from_str(&body).unwrap();
+                let entries = request["Entries"].as_array().unwrap();
+                if entries.len() > SEND_BATCH_ENTRIES {
+                    let error = json!({"__type": "com.amazonaws.sqs#TooManyEntriesInBatchRequest", "message": "Maximum number of entries per request are 10."});
+                    return (StatusCode::BAD_REQUEST, [("content-type", "application/x-amz-json-1.0")], error.to_string()).into_response();
+                }
+                let (mut successful, mut failed) = (Vec::new(), Vec::new());
+                for entry in entries {
+                    let (id, text) = (entry["Id"].as_str().unwrap(), entry["MessageBody"].as_str().unwrap());
+                    assert!(entry["MessageAttributes"]["traceparent"]["StringValue"].is_string(), "the trace travels with the message");
+                    if text == "fail" {
+                        failed.push(json!({"Id": id, "SenderFault": false, "Code": "InternalError", "Message": "try again"}));
+                    } else {
+                        queued.lock().unwrap().push(text.to_string());
+                        successful.push(json!({"Id": id, "MessageId": format!("sqs-{id}"), "MD5OfMessageBody": "0"}));
+                    }
+                }
+                let answer = json!({"Successful": successful, "Failed": failed});
+                (StatusCode::OK, [("content-type", "application/x-amz-json-1.0")], answer.to_string()).into_response()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .endpoint_url(url)
+            .build();
+        (Client::from_conf(config), queued)
+    }
+
+    #[tokio::test]
+    async fn only_the_entries_sqs_did_not_queue_are_failed_deliveries() {
+        let (client, queued) = sqs_failing_some_entries().await;
+        let sink = SqsSink { client, queue_url: "http://sqs.local/000000000000/ims-inbox".into() };
+        let mut messages: Vec<OutgoingMessage> = (0..25).map(|i| OutgoingMessage { body: format!("order-{i}"), ..message(i, 0) }).collect();
+        messages[13].body = "fail".into();
+        let results = sink.deliver_all(&messages.iter().collect::<Vec<_>>()).await;
+        assert_eq!(results.len(), 25);
+        let failed: Vec<usize> = results.iter().enumerate().filter(|(_, r)| r.is_err()).map(|(i, _)| i).collect();
+        assert_eq!(failed, vec![13], "the failed entry, and only it, is retried");
+        let reason = results[13].as_ref().unwrap_err().to_string();
+        assert!(reason.contains("InternalError"), "{reason}");
+        let mut got = queued.lock().unwrap().clone();
+        got.sort();
+        let mut wanted: Vec<String> = (0..25).filter(|i| *i != 13).map(|i| format!("order-{i}")).collect();
+        wanted.sort();
+        assert_eq!(got, wanted);
+    }
 }

@@ -57,6 +57,11 @@ pub fn mark_processed(tx: &Connection, message_id: &str, now: DateTime<Utc>) -> 
     Ok(inserted == 1)
 }
 
+/// The backlog as `/readyz` and `/metrics` report it. Probes and scrapes ask for it every few
+/// seconds, and a backlog is exactly when they must stay cheap and answer within their timeout,
+/// so it is read with a bounded cost: `depth` is counted up to a bound (100,000 on SQLite, 1,000
+/// on DynamoDB; a deeper backlog shows as the bound), and `oldest_age_seconds` is the oldest
+/// undelivered message's age (exact on SQLite; on DynamoDB see its store).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct OutboxStats {
     pub depth: i64,
@@ -89,6 +94,9 @@ pub trait OutboxStore: Send + Sync + 'static {
 }
 
 pub struct SqliteOutbox(pub Db);
+
+/// Where counting the backlog stops: a few milliseconds of index entries.
+const DEPTH_COUNTED_UP_TO: i64 = 100_000;
 
 #[async_trait]
 impl OutboxStore for SqliteOutbox {
@@ -140,12 +148,19 @@ impl OutboxStore for SqliteOutbox {
             .await?)
     }
 
+    /// The oldest message is the one with the smallest `seq` (new rows get a larger one, and a
+    /// retry never changes it); the first few by `seq` are looked at because `created_at` is
+    /// taken before the group commit assigns `seq`, so neighbours may be a little out of order.
     async fn stats(&self, now: DateTime<Utc>) -> Result<OutboxStats, StoreUnavailable> {
         Ok(self
             .0
             .scan(move |c| {
-                let (depth, oldest): (i64, Option<String>) =
-                    c.prepare_cached("SELECT count(*), min(created_at) FROM outbox")?.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                let depth: i64 = c
+                    .prepare_cached("SELECT count(*) FROM (SELECT 1 FROM outbox LIMIT ?1)")?
+                    .query_row([DEPTH_COUNTED_UP_TO], |r| r.get(0))?;
+                let oldest: Option<String> = c
+                    .prepare_cached("SELECT min(created_at) FROM (SELECT created_at FROM outbox ORDER BY seq LIMIT 256)")?
+                    .query_row([], |r| r.get(0))?;
                 Ok::<_, DbError>(OutboxStats {
                     depth,
                     oldest_age_seconds: oldest.and_then(|t| from_text(&t).ok()).map(|t| age(now, t)).unwrap_or(0.0),
@@ -157,4 +172,53 @@ impl OutboxStore for SqliteOutbox {
 
 pub fn age(now: DateTime<Utc>, then: DateTime<Utc>) -> f64 {
     (now - then).num_milliseconds().max(0) as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::Message;
+
+    async fn enqueue(db: &Db, id: &str, at: DateTime<Utc>) {
+        let envelope = Envelope::new(id.to_string(), Message::ReleaseInventory { order_id: format!("o-{id}"), timestamp: at });
+        let trace = TraceParent::continue_or_start(None);
+        db.write(move |tx| Outbox::new().enqueue(tx, &envelope, &trace, at).map_err(DbError::from)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_backlog_reports_the_oldest_message_even_while_it_waits_out_a_retry() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db"), 1, crate::messaging::SCHEMA).unwrap();
+        let now = Utc::now();
+        enqueue(&db, "first", now - chrono::Duration::seconds(600)).await;
+        enqueue(&db, "second", now - chrono::Duration::seconds(60)).await;
+        enqueue(&db, "third", now - chrono::Duration::seconds(6)).await;
+        let outbox = SqliteOutbox(db);
+        // The oldest failed and waits for its next attempt; the second was delivered.
+        let retry = Retry { message_id: "first".into(), next_attempt_at: now + chrono::Duration::seconds(30), error: "503".into() };
+        outbox.settle(vec!["second".into()], vec![retry]).await.unwrap();
+        let stats = outbox.stats(now).await.unwrap();
+        assert_eq!(stats.depth, 2);
+        assert!((stats.oldest_age_seconds - 600.0).abs() < 0.01, "{stats:?}");
+        assert_eq!(outbox.due(now, 10).await.unwrap().len(), 1, "only the third is due");
+    }
+
+    #[tokio::test]
+    async fn a_deep_backlog_is_counted_up_to_the_bound_not_to_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db"), 1, crate::messaging::SCHEMA).unwrap();
+        let at = to_text(Utc::now());
+        db.write(move |tx| {
+            tx.execute(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+                 INSERT INTO outbox (message_id, message_type, body, created_at, next_attempt_at)
+                 SELECT 'm-' || i, 'ReleaseInventory', '{}', ?2, ?2 FROM n",
+                params![DEPTH_COUNTED_UP_TO + 5, at],
+            )
+            .map_err(DbError::from)
+        })
+        .await
+        .unwrap();
+        assert_eq!(SqliteOutbox(db).stats(Utc::now()).await.unwrap().depth, DEPTH_COUNTED_UP_TO);
+    }
 }

@@ -68,7 +68,7 @@ impl Relay {
         if due.is_empty() {
             return Ok(0);
         }
-        let results = futures::future::join_all(due.iter().map(|p| self.sink.deliver(&p.message))).await;
+        let results = self.sink.deliver_all(&due.iter().map(|p| &p.message).collect::<Vec<_>>()).await;
         let mut delivered = Vec::new();
         let mut retries = Vec::new();
         for (pending, result) in due.into_iter().zip(results) {

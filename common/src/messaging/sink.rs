@@ -30,6 +30,12 @@ pub enum DeliveryError {
 #[async_trait]
 pub trait MessageSink: Send + Sync + 'static {
     async fn deliver(&self, message: &OutgoingMessage) -> Result<(), DeliveryError>;
+
+    /// Delivers several messages, a result for each in the same order. A sink whose receiver
+    /// takes many messages per call overrides it; by default they go one by one, side by side.
+    async fn deliver_all(&self, messages: &[&OutgoingMessage]) -> Vec<Result<(), DeliveryError>> {
+        futures::future::join_all(messages.iter().map(|m| self.deliver(m))).await
+    }
 }
 
 /// POSTs to `<base>/internal/messages` of the other service.
