@@ -214,8 +214,8 @@ impl OutboxStore for DynamoOutbox {
     }
 
     /// One page of the due index, earliest next attempt first, creation times only: at most
-    /// [`STATS_SAMPLE`] items, however deep the backlog (reading all of it cost a probe as
-    /// many read units as the backlog had messages, and outlasted the probe's timeout).
+    /// [`STATS_SAMPLE`] items, however deep the backlog (reading all of it cost every probe
+    /// read units in proportion to the backlog, and a deep one outlasted a probe's timeout).
     /// `depth` is counted up to that many. The oldest age is the oldest in that page: never
     /// older than the truth, so a stuck outbox this reports is stuck. Messages that were never
     /// retried come in creation order there (their next attempt is their creation time), so a
