@@ -511,7 +511,6 @@ mod tests {
     use std::collections::VecDeque;
     use std::sync::{Arc, Mutex};
 
-    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
     use aws_sdk_dynamodb::types::Delete;
     use axum::http::{HeaderMap, StatusCode};
     use axum::response::IntoResponse;
@@ -540,16 +539,7 @@ mod tests {
                 (StatusCode::BAD_REQUEST, [("content-type", "application/x-amz-json-1.0")], body.to_string()).into_response()
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-            .endpoint_url(url)
-            .build();
-        (Client::from_conf(config), calls)
+        (Client::new(&crate::aws::stand_in::serve(app).await), calls)
     }
 
     fn two_items() -> Vec<TransactWriteItem> {

@@ -9,6 +9,8 @@ pub mod batch_delete;
 pub mod dynamo;
 pub mod errors;
 pub mod sqs;
+#[cfg(test)]
+pub(crate) mod stand_in;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;

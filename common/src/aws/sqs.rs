@@ -401,7 +401,6 @@ pub async fn start_bus(
 mod tests {
     use std::sync::Mutex;
 
-    use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
     use axum::http::{HeaderMap, StatusCode};
     use axum::response::IntoResponse;
     use serde_json::{Value, json};
@@ -458,16 +457,7 @@ mod tests {
                 (StatusCode::OK, [("content-type", "application/x-amz-json-1.0")], answer.to_string()).into_response()
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        let config = aws_sdk_sqs::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-            .endpoint_url(url)
-            .build();
-        (Client::from_conf(config), queued)
+        (Client::new(&crate::aws::stand_in::serve(app).await), queued)
     }
 
     #[tokio::test]
