@@ -138,8 +138,8 @@ impl MessageSink for SqsSink {
 
 /// Long-polls a queue and hands each message to the inbox. Success deletes it; a rejection
 /// moves it to the DLQ at once (with the reason as an attribute); a failure leaves it for
-/// redelivery, and SQS moves it to the DLQ after maxReceiveCount receives. While a handler is
-/// slow, the message's visibility timeout is extended so no other consumer takes it meanwhile.
+/// redelivery, and SQS moves it to the DLQ after maxReceiveCount receives. Until a message is
+/// deleted or let go, its visibility timeout is extended so no other consumer takes it meanwhile.
 #[derive(Clone)]
 pub struct SqsConsumer {
     pub client: Client,
@@ -190,10 +190,11 @@ impl SqsConsumer {
         let body = message.body.clone().unwrap_or_default();
         let attrs = message.message_attributes.clone().unwrap_or_default();
         let traceparent = attrs.get(ATTR_TRACEPARENT).and_then(|a| a.string_value.clone());
+        // Kept invisible until it is deleted, not only while the inbox works on it: if it
+        // showed again between a rejection and its delete, another receiver (another loop,
+        // another replica) would take it and park it in the DLQ a second time.
         let heartbeat = self.keep_invisible(receipt.clone());
-        let outcome = self.inbox.receive(&body, traceparent.as_deref()).await;
-        heartbeat.abort();
-        match outcome {
+        match self.inbox.receive(&body, traceparent.as_deref()).await {
             Ok(_) => self.delete(&receipt).await,
             Err(InboxError::Rejected(reason)) => {
                 if self.park_in_dlq(&body, &attrs, &reason).await {
@@ -204,6 +205,7 @@ impl SqsConsumer {
                 tracing::warn!(queue = %self.queue_url, %reason, "message not processed; SQS will redeliver it");
             }
         }
+        heartbeat.abort();
     }
 
     /// Extends the visibility timeout every half period while the handler runs.
