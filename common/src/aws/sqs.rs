@@ -208,7 +208,7 @@ impl SqsConsumer {
         heartbeat.abort();
     }
 
-    /// Extends the visibility timeout every half period while the handler runs.
+    /// Extends the visibility timeout every half period until the returned task is aborted.
     fn keep_invisible(&self, receipt: String) -> JoinHandle<()> {
         let (client, queue, period) = (self.client.clone(), self.queue_url.clone(), self.visibility_seconds.max(2));
         tokio::spawn(async move {
