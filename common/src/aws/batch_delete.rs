@@ -82,7 +82,6 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use axum::http::{HeaderMap, StatusCode};
-    use axum::response::IntoResponse;
     use serde_json::{Value, json};
 
     use super::*;
@@ -113,7 +112,7 @@ mod tests {
                     writes.iter().map(|w| w["DeleteRequest"]["Key"]["message_id"]["S"].as_str().unwrap().to_string()).collect();
                 let invalid = |message: &str| {
                     let body = json!({"__type": "com.amazon.coral.validate#ValidationException", "message": message});
-                    (StatusCode::BAD_REQUEST, [("content-type", "application/x-amz-json-1.0")], body.to_string()).into_response()
+                    crate::aws::stand_in::answer(StatusCode::BAD_REQUEST, body)
                 };
                 if keys.len() > PER_REQUEST {
                     return invalid("Too many items requested for the BatchWriteItem call");
@@ -131,7 +130,7 @@ mod tests {
                 } else {
                     json!({"UnprocessedItems": {table.clone(): unprocessed}})
                 };
-                (StatusCode::OK, [("content-type", "application/x-amz-json-1.0")], body.to_string()).into_response()
+                crate::aws::stand_in::answer(StatusCode::OK, body)
             }
         });
         (Client::new(&crate::aws::stand_in::serve(app).await), seen)

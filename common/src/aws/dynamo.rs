@@ -536,7 +536,7 @@ mod tests {
                     "Message": format!("Transaction cancelled, please refer cancellation reasons for specific reasons [{}]", codes.join(", ")),
                     "CancellationReasons": reasons,
                 });
-                (StatusCode::BAD_REQUEST, [("content-type", "application/x-amz-json-1.0")], body.to_string()).into_response()
+                crate::aws::stand_in::answer(StatusCode::BAD_REQUEST, body)
             }
         });
         (Client::new(&crate::aws::stand_in::serve(app).await), calls)

@@ -404,7 +404,6 @@ mod tests {
     use std::sync::Mutex;
 
     use axum::http::{HeaderMap, StatusCode};
-    use axum::response::IntoResponse;
     use serde_json::{Value, json};
 
     use super::*;
@@ -442,7 +441,7 @@ mod tests {
                 let entries = request["Entries"].as_array().unwrap();
                 if entries.len() > SEND_BATCH_ENTRIES {
                     let error = json!({"__type": "com.amazonaws.sqs#TooManyEntriesInBatchRequest", "message": "Maximum number of entries per request are 10."});
-                    return (StatusCode::BAD_REQUEST, [("content-type", "application/x-amz-json-1.0")], error.to_string()).into_response();
+                    return crate::aws::stand_in::answer(StatusCode::BAD_REQUEST, error);
                 }
                 let (mut successful, mut failed) = (Vec::new(), Vec::new());
                 for entry in entries {
@@ -456,7 +455,7 @@ mod tests {
                     }
                 }
                 let answer = json!({"Successful": successful, "Failed": failed});
-                (StatusCode::OK, [("content-type", "application/x-amz-json-1.0")], answer.to_string()).into_response()
+                crate::aws::stand_in::answer(StatusCode::OK, answer)
             }
         });
         (Client::new(&crate::aws::stand_in::serve(app).await), queued)

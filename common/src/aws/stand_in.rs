@@ -17,3 +17,10 @@ pub async fn serve(app: axum::Router) -> SdkConfig {
         .endpoint_url(url)
         .build()
 }
+
+/// An answer in the AWS JSON 1.0 protocol's shape (errors carry `__type`, as the services send
+/// them).
+pub fn answer(status: axum::http::StatusCode, body: serde_json::Value) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (status, [("content-type", "application/x-amz-json-1.0")], body.to_string()).into_response()
+}
