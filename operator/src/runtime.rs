@@ -179,6 +179,7 @@ fn build_context(
         unrecorded_diagnoses: Default::default(),
         remediation_cache: Default::default(),
         write_gate: WriteGate::open(),
+        starts: Default::default(),
     })
 }
 

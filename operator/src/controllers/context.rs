@@ -64,4 +64,6 @@ pub struct Context {
     pub remediation_cache: RemediationCache,
     /// Whether this replica may still write as the leader (see `kube::write_gate`).
     pub write_gate: WriteGate,
+    /// The starts this leader decided, for an exact hourly limit (see `starts`).
+    pub starts: super::starts::Starts,
 }

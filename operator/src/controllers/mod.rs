@@ -12,3 +12,4 @@ pub mod remediation;
 pub mod retry;
 pub mod settled;
 pub mod stalled;
+pub mod starts;

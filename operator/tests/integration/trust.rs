@@ -67,7 +67,7 @@ async fn changes_outside_the_incidents_blast_radius_are_refused_and_nothing_is_w
 
     let cm = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(env.client.clone(), NS).get("payments-config").await.expect("cm");
     assert_eq!(cm.data.and_then(|d| d.get("PSP_URL").cloned()).as_deref(), Some("https://psp.example"));
-    assert_eq!(deployment(&env).await.spec.and_then(|s| s.replicas), Some(2));
+    assert_eq!(deployment(&env).await.spec.replicas, Some(2));
     op.stop().await;
     env.stop().await;
 }

@@ -220,12 +220,16 @@ async fn policy_facts(rem: &Remediation, ns: &str, ctx: &Context) -> Result<Poli
         replicas_before: inc.status.as_ref().and_then(|s| s.evidence.as_ref()).map(|e| e.desired_replicas),
     });
     let cache = ctx.remediation_cache.get();
-    Ok(policy_context::gather(&ctx.client, cache.as_ref(), &ctx.history, ns, &rem.spec.action, Some(&rem.name_any()), scope).await?)
+    let name = rem.name_any();
+    let mut facts = policy_context::gather(&ctx.client, cache.as_ref(), &ctx.history, ns, &rem.spec.action, Some(&name), scope).await?;
+    facts.started_last_hour += ctx.starts.unseen(cache.as_ref(), ns, &name);
+    Ok(facts)
 }
 
 /// Pending: the policy decides, whatever the spec says.
 async fn evaluate(rem: &Remediation, ns: &str, ctx: &Context) -> Result<Step, Error> {
     let action = &rem.spec.action;
+    let _turn = ctx.starts.turn().await;
     let pctx = policy_facts(rem, ns, ctx).await?;
     let auto_approve = match ctx.policy.evaluate(action, &pctx) {
         Verdict::Refused { reason: why, message } => return Ok(refused(action, why, &message)),
@@ -254,6 +258,9 @@ async fn evaluate(rem: &Remediation, ns: &str, ctx: &Context) -> Result<Step, Er
         ),
     };
     s.condition = cond(condition_type::POLICY_ALLOWED, true, reason::ALLOWED, &action.describe());
+    if s.to == RemediationPhase::Approved {
+        ctx.starts.record(ns, &rem.name_any());
+    }
     Ok(s)
 }
 
@@ -281,10 +288,13 @@ fn approval(rem: &Remediation) -> Option<Step> {
 /// change take its snapshot (or dry-run).
 async fn prepare(rem: &Remediation, ns: &str, st: &mut RemediationStatus, ctx: &Context) -> Result<Step, Error> {
     let action = &rem.spec.action;
+    let turn = ctx.starts.turn().await;
     let pctx = policy_facts(rem, ns, ctx).await?;
     if let Verdict::Refused { reason: why, message } = ctx.policy.evaluate(action, &pctx) {
         return Ok(refused(action, why, &message));
     }
+    ctx.starts.record(ns, &rem.name_any());
+    drop(turn);
     if action.kind == ActionKind::PullRequest {
         return pull_request::prepare(rem, ns, st, ctx).await;
     }
