@@ -117,11 +117,21 @@ async fn timeout_falls_back() {
 #[tokio::test]
 async fn injected_proposals_never_pass_schema_and_policy() {
     let policy = crate::support::args("replica-a").policy().expect("policy");
-    let pctx = PolicyContext { namespace: "shop".into(), target_exists: true, ..Default::default() };
+    // The incident is about Deployment oms, which reads oms-config.
+    let radius = operator::domain::blast_radius::BlastRadius {
+        workload_kind: "Deployment".into(),
+        workload_name: "oms".into(),
+        config_maps: ["oms-config".to_string()].into(),
+        replicas_before: Some(2),
+        replicas_now: 2,
+        ..Default::default()
+    };
+    let pctx = PolicyContext { namespace: "shop".into(), target_exists: true, radius: Some(radius.clone()), ..Default::default() };
     let protected = PolicyContext {
         namespace: "shop".into(),
         target_exists: true,
         target_labels: [("salve.dev/protected".to_string(), "true".to_string())].into(),
+        radius: Some(radius),
         ..Default::default()
     };
     let evil = [

@@ -77,7 +77,7 @@ async fn a_deployment_is_seen_whole() {
     assert!(event_lists.iter().all(|q| q.contains("limit=500")) && event_lists.iter().any(|q| q.contains("continue=")), "{event_lists:?}");
     assert!(ev.logs.iter().any(|l| l.lines.iter().any(|x| x.contains("panicked at src/orders.rs"))), "{:?}", ev.logs);
     // APIs this cluster does not serve are notes, not errors.
-    assert!(ev.notes.iter().any(|n| n.starts_with("HorizontalPodAutoscalers")), "{:?}", ev.notes);
+    assert!(ev.notes.iter().any(|n| n.starts_with("ResourceQuotas")), "{:?}", ev.notes);
     let secrets_read = env.fake.requests().iter().any(|r| r.resource == "secrets");
     assert!(!secrets_read, "Secrets are never read");
 }

@@ -110,6 +110,10 @@ pub async fn apply(rem: &Remediation, ns: &str, st: &mut RemediationStatus, ctx:
 /// The first changed object that no longer holds what this Remediation applied (someone changed
 /// it since), or `None` when all do. Nothing recorded as applied: nothing to compare.
 async fn changed_since(rem: &Remediation, ns: &str, st: &RemediationStatus, ctx: &Context) -> Result<Option<String>, Error> {
+    // A pull request's change lives in a repository; its own steps follow it.
+    if rem.spec.action.kind == ActionKind::PullRequest {
+        return Ok(None);
+    }
     let (Some(snapshot), Some(applied)) = (st.snapshot.as_ref(), st.applied_patch.as_deref()) else { return Ok(None) };
     let applied: serde_json::Value = serde_json::from_str(applied).unwrap_or_default();
     let mut changed = vec![(snapshot.target.clone(), applied)];

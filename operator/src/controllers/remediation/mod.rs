@@ -71,7 +71,12 @@ async fn leaving(rem: &Remediation, ns: &str, phase: RemediationPhase, ctx: &Con
             ..step(RemediationPhase::Failed, reason::ABANDONED, msg)
         }));
     }
+    // The Incident is read only while verifying, the phase that lasts: applying is one step,
+    // and the next reconcile verifies.
     let incident_going = async {
+        if phase == RemediationPhase::Applying {
+            return Ok(false);
+        }
         let inc = Api::<Incident>::namespaced(ctx.client.clone(), ns).get_opt(&rem.spec.incident_ref).await?;
         Ok::<bool, kube::Error>(inc.is_none_or(|i| i.metadata.deletion_timestamp.is_some()))
     };
@@ -213,7 +218,11 @@ fn refused(action: &ProposedAction, why: &'static str, message: &str) -> Step {
 /// The policy's facts for this Remediation, within the blast radius of its Incident (read now:
 /// a Remediation names its Incident, and whoever wrote it cannot widen what that is about).
 async fn policy_facts(rem: &Remediation, ns: &str, ctx: &Context) -> Result<PolicyContext, Error> {
-    let incident = Api::<Incident>::namespaced(ctx.client.clone(), ns).get_opt(&rem.spec.incident_ref).await?;
+    // A pull request changes a repository, not a cluster object: no blast radius to read.
+    let incident = match rem.spec.action.kind {
+        ActionKind::PullRequest => None,
+        _ => Api::<Incident>::namespaced(ctx.client.clone(), ns).get_opt(&rem.spec.incident_ref).await?,
+    };
     let scope = incident.as_ref().map(|inc| IncidentScope {
         kind: &inc.spec.target.kind,
         name: &inc.spec.target.name,

@@ -260,13 +260,19 @@ pub async fn lease_holder(env: &Env) -> Option<String> {
     l.spec.and_then(|s| s.holder_identity)
 }
 
-/// PATCH/PUT requests the operator's field manager sent to one object path.
+/// PATCH/PUT requests the operator's field manager sent to one object path that change more
+/// than its metadata (the claim annotation and finalizers are metadata only).
 pub fn writes_by_operator(env: &Env, path_suffix: &str) -> usize {
+    let metadata_only = |body: &Value| body.as_object().is_some_and(|o| o.keys().all(|k| k == "metadata"));
     env.fake
         .requests()
         .iter()
         .filter(|r| {
-            r.method != "GET" && r.path.ends_with(path_suffix) && r.field_manager.as_deref() == Some("salve-operator") && !r.dry_run
+            r.method != "GET"
+                && r.path.ends_with(path_suffix)
+                && r.field_manager.as_deref() == Some("salve-operator")
+                && !r.dry_run
+                && !metadata_only(&r.body)
         })
         .count()
 }
