@@ -208,7 +208,7 @@ pub async fn run_with_readiness(
     let integrations = Integrations::from_config(&args).await;
     let ctx = context_with_integrations(client.clone(), &args, metrics.clone(), diagnoser(&args).await, integrations)?;
     // Intake runs on every replica (idempotent writes), not only on the leader.
-    let intake_routes = crate::intake::start(client.clone(), &args.intake, metrics.clone(), shutdown.clone()).await?;
+    let intake_routes = crate::intake::start(client.clone(), &args.intake, &ctx.policy, metrics.clone(), shutdown.clone()).await?;
     if let Some(listener) = listener {
         let app = http_router(metrics, ready.clone()).merge(intake_routes);
         let token = shutdown.clone();
