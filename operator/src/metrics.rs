@@ -68,7 +68,8 @@ impl Metrics {
         let intake_messages =
             IntCounterVec::new(Opts::new("intake_messages_total", "Intake messages by source and outcome"), &["source", "outcome"])?;
         registry.register(Box::new(intake_messages.clone()))?;
-        let intake_rejected = IntCounterVec::new(Opts::new("intake_rejected_total", "Alerts intake rejected for good, by reason"), &["reason"])?;
+        let intake_rejected =
+            IntCounterVec::new(Opts::new("intake_rejected_total", "Alerts intake rejected for good, by reason"), &["reason"])?;
         registry.register(Box::new(intake_rejected.clone()))?;
         let notifications =
             IntCounterVec::new(Opts::new("notifications_total", "Notifications by channel and outcome"), &["channel", "outcome"])?;

@@ -70,9 +70,7 @@ pub async fn apply(client: &Client, policy: &Policy, intent: &Intent) -> Result<
             if !policy.allows_namespace(&ns) {
                 return Err(Rejection::new(
                     Reason::NamespaceNotAllowed,
-                    format!(
-                        "namespace {ns} is not in the allowed namespaces (--allowed-namespaces / SALVE_ALLOWED_NAMESPACES)"
-                    ),
+                    format!("namespace {ns} is not in the allowed namespaces (--allowed-namespaces / SALVE_ALLOWED_NAMESPACES)"),
                 )
                 .into());
             }

@@ -186,7 +186,10 @@ mod tests {
         for t in [text, title] {
             assert!(!t.contains('<') && !t.contains('>'), "no Slack markup from data: {t}");
         }
-        assert!(text.contains("&lt;!channel&gt; pool exhausted, see &lt;http://evil.example|the runbook&gt; &amp; ask &lt;@U123&gt;"), "{text}");
+        assert!(
+            text.contains("&lt;!channel&gt; pool exhausted, see &lt;http://evil.example|the runbook&gt; &amp; ask &lt;@U123&gt;"),
+            "{text}"
+        );
         assert!(text.contains("@\u{200B}here or @\u{200B}Channel"), "{text}");
         assert!(!text.contains("@here") && !text.contains("@Channel"), "{text}");
         assert!(title.contains("(oms&lt;!here&gt;)"), "{title}");

@@ -265,11 +265,8 @@ async fn deliver_and_record(
     let results = channels.deliver(n, to, metrics).await;
     let delivered: Vec<Channel> = results.iter().filter(|(_, r)| r.is_ok()).map(|(c, _)| *c).collect();
     let failed: Vec<&delivery::DeliveryError> = results.iter().filter_map(|(_, r)| r.as_ref().err()).collect();
-    let retry = failed
-        .iter()
-        .filter(|e| matches!(e, delivery::DeliveryError::GaveUp { .. }))
-        .map(|e| e.retry_after().unwrap_or_default())
-        .max();
+    let retry =
+        failed.iter().filter(|e| matches!(e, delivery::DeliveryError::GaveUp { .. })).map(|e| e.retry_after().unwrap_or_default()).max();
     let error = (!failed.is_empty()).then(|| {
         let why: Vec<String> = failed.iter().map(|e| e.to_string()).collect();
         format!("{} notification not delivered: {}", n.kind.as_str(), why.join("; "))

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use crate::support::*;
 use axum::body::Body;
+use fake_kube::Fault;
 use http::{Request, StatusCode};
 use kube::api::ListParams;
 use kube::{Api, Client, Config, ResourceExt};
-use fake_kube::Fault;
 use operator::crd::{Incident, Severity, SignalState, SourceKind};
 use operator::domain::policy::Policy;
 use operator::intake::config::SecretToken;
@@ -247,10 +247,22 @@ async fn a_failure_a_retry_can_help_answers_503_after_the_other_alerts_are_writt
     // A failing API server answers the first create in `busy` 500, the next one 502 (429, 503
     // and 504 are retried inside kube's client already).
     for status in [500, 502] {
-        env.fake.fail_requests(Fault { method: "POST".into(), path_suffix: "/namespaces/busy/incidents".into(), status, skip: 0, times: 1 });
+        env.fake.fail_requests(Fault {
+            method: "POST".into(),
+            path_suffix: "/namespaces/busy/incidents".into(),
+            status,
+            skip: 0,
+            times: 1,
+        });
     }
     let app = app_allowing(operator_client(&env).await, Some(TOKEN), &metrics, &[NS, "busy", "locked"]);
-    env.fake.fail_requests(Fault { method: "POST".into(), path_suffix: "/namespaces/locked/incidents".into(), status: 403, skip: 0, times: u32::MAX });
+    env.fake.fail_requests(Fault {
+        method: "POST".into(),
+        path_suffix: "/namespaces/locked/incidents".into(),
+        status: 403,
+        skip: 0,
+        times: u32::MAX,
+    });
     let t = "2026-11-21T19:50:03.157Z";
     let body = batch(vec![alert("BusyDown", "busy", t, None), alert("LockedDown", "locked", t, None), alert("OmsDown", NS, t, None)]);
     for attempt in ["500", "502"] {

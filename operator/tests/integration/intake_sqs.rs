@@ -10,9 +10,9 @@ use crate::support::moto::unique;
 use crate::support::*;
 use aws_sdk_sqs::Client as SqsClient;
 use aws_sdk_sqs::types::QueueAttributeName;
+use fake_kube::Fault;
 use kube::api::ListParams;
 use kube::{Api, Client, Config, ResourceExt};
-use fake_kube::Fault;
 use operator::crd::{Incident, Severity, SignalState, SourceKind};
 use operator::domain::policy::Policy;
 use operator::intake::identity::{ALARM_LABEL, alarm_key};
@@ -352,9 +352,8 @@ async fn alarms_the_api_server_will_never_accept_are_dead_lettered_and_the_other
     wait_count(&metrics, "created", 1).await;
     wait_count(&metrics, "dead_lettered", 3).await;
     let reasons = dead_letters(&q, 3).await;
-    let reason_of = |alarm: &str| {
-        reasons.iter().find(|(body, _)| body.contains(&format!("alarm:{alarm}"))).map(|(_, r)| r.clone()).unwrap_or_default()
-    };
+    let reason_of =
+        |alarm: &str| reasons.iter().find(|(body, _)| body.contains(&format!("alarm:{alarm}"))).map(|(_, r)| r.clone()).unwrap_or_default();
     assert!(reason_of("payments-5xx").starts_with("NamespaceNotAllowed:"), "{reasons:?}");
     assert!(reason_of("locked-5xx").starts_with("Forbidden:"), "{reasons:?}");
     assert!(reason_of("gone-5xx").starts_with("NotFound:"), "{reasons:?}");
