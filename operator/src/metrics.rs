@@ -27,6 +27,9 @@ pub struct Metrics {
     /// Intake messages by source (`sqs`, `alertmanager`) and outcome (created, duplicate,
     /// ok_recorded, ok_without_incident, ignored, malformed, unmappable, dead_lettered).
     pub intake_messages: IntCounterVec,
+    /// Alerts intake will never act on, by reason (`intake::rejection::Reason`): each one is
+    /// dropped (or dead-lettered) on its own, without holding back the others.
+    pub intake_rejected: IntCounterVec,
     /// Notifications by channel (`slack`, `webhook`) and outcome (`delivered`, `failed`).
     pub notifications: IntCounterVec,
     /// Remediations that ended, by action kind and outcome (see `remediation_outcome`): counted
@@ -65,6 +68,9 @@ impl Metrics {
         let intake_messages =
             IntCounterVec::new(Opts::new("intake_messages_total", "Intake messages by source and outcome"), &["source", "outcome"])?;
         registry.register(Box::new(intake_messages.clone()))?;
+        let intake_rejected =
+            IntCounterVec::new(Opts::new("intake_rejected_total", "Alerts intake rejected for good, by reason"), &["reason"])?;
+        registry.register(Box::new(intake_rejected.clone()))?;
         let notifications =
             IntCounterVec::new(Opts::new("notifications_total", "Notifications by channel and outcome"), &["channel", "outcome"])?;
         registry.register(Box::new(notifications.clone()))?;
@@ -90,6 +96,7 @@ impl Metrics {
             llm_tokens,
             llm_cost_usd,
             intake_messages,
+            intake_rejected,
             notifications,
             remediations,
             phase_source: Arc::default(),

@@ -227,7 +227,7 @@ pub async fn run_with_readiness(
     };
     let ctx = Arc::new(ctx);
     // Intake runs on every replica (idempotent writes), not only on the leader.
-    let intake_routes = crate::intake::start(client.clone(), &args.intake, metrics.clone(), shutdown.clone()).await?;
+    let intake_routes = crate::intake::start(client.clone(), &args.intake, &ctx.policy, metrics.clone(), shutdown.clone()).await?;
     if let Some(listener) = listener {
         let app = http_router(metrics, ready.clone()).merge(intake_routes);
         let token = shutdown.clone();

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::alarm::rfc3339;
 use super::identity::alarm_key;
 use super::intent::{DESCRIPTION_ANNOTATION, Intent, Unmappable, new_incident};
+use super::rejection::Reason;
 use super::workload::WorkloadResolver;
 use crate::crd::{IncidentSource, Severity, SourceKind};
 
@@ -30,6 +31,10 @@ pub struct Alert {
     pub annotations: BTreeMap<String, String>,
     #[serde(default)]
     pub starts_at: Option<String>,
+    /// When a resolved alert stopped firing; firing alerts carry Go's zero time
+    /// (`0001-01-01T00:00:00Z`) or a time in the future.
+    #[serde(default)]
+    pub ends_at: Option<String>,
     #[serde(default)]
     pub fingerprint: Option<String>,
 }
@@ -54,6 +59,14 @@ impl AlertError {
             _ => "malformed",
         }
     }
+
+    /// The `reason` of `salve_intake_rejected_total`: an unusable alert never becomes usable.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::Unmappable(_) => Reason::Unmappable,
+            _ => Reason::Malformed,
+        }
+    }
 }
 
 impl Alert {
@@ -69,6 +82,13 @@ impl Alert {
             alarm_key(&labels.join(","))
         });
         format!("alertmanager/{name}/{fingerprint}")
+    }
+
+    /// When the alert resolved: `endsAt`, else `startsAt` (the firing it belongs to), as RFC 3339.
+    /// Go's zero time (year 1) is Alertmanager's "unset".
+    fn resolved_at(&self) -> Option<String> {
+        let usable = |t: &Option<String>| t.as_deref().and_then(|t| rfc3339(t).ok()).filter(|t| !t.starts_with("0001-"));
+        usable(&self.ends_at).or_else(|| usable(&self.starts_at))
     }
 }
 
@@ -86,7 +106,7 @@ pub fn from_alert(alert: &Alert, resolver: &WorkloadResolver) -> Result<Intent, 
     let name = alert.name().ok_or(AlertError::NoAlertName)?;
     let identity = alert.identity(name);
     match alert.status.as_str() {
-        "resolved" => return Ok(Intent::RecordOk { alarm_key: alarm_key(&identity) }),
+        "resolved" => return Ok(Intent::RecordOk { alarm_key: alarm_key(&identity), at: alert.resolved_at() }),
         "firing" => {}
         other => return Err(AlertError::UnknownStatus(other.to_string())),
     }
@@ -122,7 +142,8 @@ mod tests {
             "alerts": [{"status": status,
                 "labels": {"alertname": "OmsErrors", "namespace": "shop", "deployment": "oms", "severity": severity},
                 "annotations": {"summary": "OMS error rate above 5%", "description": "5xx ratio 0.12"},
-                "startsAt": "2026-11-21T19:50:03.157076+02:00", "endsAt": "0001-01-01T00:00:00Z",
+                "startsAt": "2026-11-21T19:50:03.157076+02:00",
+                "endsAt": if status == "resolved" { "2026-11-21T20:05:00+02:00" } else { "0001-01-01T00:00:00Z" },
                 "generatorURL": "http://prometheus/graph", "fingerprint": "c6eadffa33fcdf37"}]
         }))
         .expect("payload")
@@ -142,7 +163,12 @@ mod tests {
         assert!(inc.metadata.name.as_deref().is_some_and(|n| n.starts_with("omserrors-")));
         let key = inc.metadata.labels.as_ref().and_then(|l| l.get(super::super::identity::ALARM_LABEL)).cloned().expect("label");
         let resolved = payload("resolved", "critical");
-        assert!(matches!(from_alert(&resolved.alerts[0], &r), Ok(Intent::RecordOk { alarm_key }) if alarm_key == key));
+        assert!(matches!(from_alert(&resolved.alerts[0], &r),
+            Ok(Intent::RecordOk { alarm_key, at: Some(at) }) if alarm_key == key && at == "2026-11-21T18:05:00.000Z"));
+        // Without a usable endsAt, the firing it belongs to (startsAt) dates the OK.
+        let mut zero = resolved.alerts[0].clone();
+        zero.ends_at = Some("0001-01-01T00:00:00Z".into());
+        assert!(matches!(from_alert(&zero, &r), Ok(Intent::RecordOk { at: Some(at), .. }) if at == "2026-11-21T17:50:03.157Z"));
     }
 
     #[test]

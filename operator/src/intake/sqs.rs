@@ -1,10 +1,14 @@
 //! The SQS consumer: long-polls the alarm queue and turns each message into an Incident write.
 //!
-//! A message is deleted only once its write succeeded (or it was a duplicate). A Kubernetes API
-//! failure leaves it on the queue; the visibility timeout redelivers it. A message that can
-//! never succeed (malformed, unmappable) goes to the dead-letter queue with the reason as a
-//! message attribute and is deleted from the source queue; without a DLQ it is left for the
-//! queue's own redrive policy. Runs on every replica: names are idempotent.
+//! Each message has its own outcome. It is deleted once its write succeeded (or it was a
+//! duplicate). A Kubernetes API failure a retry can help (unreachable, 429, 5xx, a conflict)
+//! leaves it on the queue: the visibility timeout redelivers it, and the loop goes on with the
+//! next messages at once. A message that can never succeed (malformed, unmappable, namespace
+//! not allowed, 403, 404, 422) is counted in `salve_intake_rejected_total{reason}` and goes to
+//! the dead-letter queue with the reason as a message attribute, and is deleted from the source
+//! queue; without a DLQ it is left for the queue's own redrive policy. A stale OK (older than
+//! every open Incident of its alarm) is counted and deleted: it was understood, it just came
+//! late. Runs on every replica: names are idempotent.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,8 +19,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::alarm::parse_sqs_body;
 use super::intent::from_alarm;
+use super::rejection::{Reason, Rejection};
 use super::workload::WorkloadResolver;
-use super::writer::{self, Outcome};
+use super::writer::{self, Outcome, WriteError};
+use crate::domain::policy::Policy;
 use crate::metrics::Metrics;
 
 /// Message attribute on dead-lettered messages saying why they were rejected.
@@ -43,6 +49,8 @@ pub struct SqsIntake {
     pub wait_seconds: i32,
     pub kube: kube::Client,
     pub resolver: WorkloadResolver,
+    /// Incidents are opened only in the policy's allowed namespaces.
+    pub policy: Policy,
     pub metrics: Metrics,
 }
 
@@ -68,6 +76,12 @@ impl SqsIntake {
             };
             match polled {
                 Ok(_) => backoff = Duration::from_secs(1),
+                // The failed message stays invisible for the queue's visibility timeout, which
+                // paces its retries; the next messages need not wait for it.
+                Err(e @ SqsIntakeError::Kube(_)) => {
+                    tracing::warn!(error = %e, "SQS intake: a message is left for redelivery");
+                    backoff = Duration::from_secs(1);
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in = ?backoff, "SQS intake poll failed");
                     tokio::select! {
@@ -122,23 +136,37 @@ impl SqsIntake {
     async fn handle(&self, m: &Message) -> Result<(), SqsIntakeError> {
         let body = m.body.as_deref().unwrap_or_default();
         let intent = match parse_sqs_body(body) {
-            Ok(t) => from_alarm(&t, &self.resolver).map_err(|e| ("unmappable", e.to_string())),
-            Err(e) => Err(("malformed", e.to_string())),
+            Ok(t) => from_alarm(&t, &self.resolver).map_err(|e| ("unmappable", Rejection::new(Reason::Unmappable, e.to_string()))),
+            Err(e) => Err(("malformed", Rejection::new(Reason::Malformed, e.to_string()))),
         };
         let intent = match intent {
             Ok(i) => i,
-            Err((outcome, reason)) => {
+            Err((outcome, rejection)) => {
                 self.count(outcome);
-                tracing::warn!(message_id = ?m.message_id, %reason, "rejected intake message");
-                return self.dead_letter(m, body, &reason).await;
+                return self.reject(m, body, rejection).await;
             }
         };
-        let outcome = writer::apply(&self.kube, &intent).await?;
+        let outcome = match writer::apply(&self.kube, &self.policy, &intent).await {
+            Ok(o) => o,
+            Err(WriteError::Rejected(r)) => return self.reject(m, body, r).await,
+            Err(WriteError::Transient(e)) => return Err(e.into()),
+        };
         self.count(outcome.label());
         if let Outcome::Created = outcome {
             tracing::info!(message_id = ?m.message_id, "incident created from alarm");
         }
         self.delete(m).await
+    }
+
+    /// A message that will never be acted on: counted and logged; dead-lettered, except a stale
+    /// OK, which is deleted (nothing is wrong with it but its timing).
+    async fn reject(&self, m: &Message, body: &str, r: Rejection) -> Result<(), SqsIntakeError> {
+        self.metrics.intake_rejected.with_label_values(&[r.reason.as_str()]).inc();
+        tracing::warn!(source = SOURCE, message_id = ?m.message_id, reason = r.reason.as_str(), detail = %r.message, "intake rejected a message");
+        if r.reason == Reason::StaleOk {
+            return self.delete(m).await;
+        }
+        self.dead_letter(m, body, &r.to_string()).await
     }
 
     async fn dead_letter(&self, m: &Message, body: &str, reason: &str) -> Result<(), SqsIntakeError> {

@@ -2,8 +2,19 @@
 //!
 //! Bearer-token auth, compared in constant time over SHA-256 digests (equal lengths, so the
 //! comparison leaks neither the token nor its length). Without a configured token the route
-//! answers 503: it is never open. A Kubernetes API failure answers 503 so Alertmanager retries;
-//! the retry is safe because every write is idempotent.
+//! answers 503: it is never open.
+//!
+//! Every alert of a batch gets its own outcome, listed in the 200 response (Alertmanager
+//! ignores the body; it is for people testing a route with curl). An alert that can never be
+//! written (malformed, unmappable, namespace not allowed, 403, 404, 422, a stale OK) is counted
+//! in `salve_intake_rejected_total{reason}`, logged, and does not hold back the others. Only a
+//! failure a retry can help (API server unreachable, 429, 5xx, a conflict) answers 503, after
+//! every other alert of the batch was handled: Alertmanager's webhook notifier retries a
+//! notification only on 5xx — `notify.Retrier.Check` in prometheus/alertmanager
+//! `notify/util.go` ("2xx status codes are successful, anything else is a failure and only 5xx
+//! status codes should be retried"; `notify/webhook/webhook.go` sets no extra `RetryCodes`, so
+//! a 4xx or 429 would drop the whole batch for good). The retried batch is safe: every write is
+//! idempotent.
 
 use std::sync::Arc;
 
@@ -21,8 +32,10 @@ use subtle::ConstantTimeEq;
 
 use super::alertmanager::{WebhookPayload, from_alert};
 use super::intent::Intent;
+use super::rejection::Rejection;
 use super::workload::WorkloadResolver;
-use super::writer::{self, Outcome};
+use super::writer::{self, Outcome, WriteError};
+use crate::domain::policy::Policy;
 use crate::metrics::Metrics;
 
 pub const PATH: &str = "/intake/alertmanager";
@@ -32,12 +45,13 @@ pub struct WebhookState {
     token_digest: Option<[u8; 32]>,
     kube: kube::Client,
     resolver: WorkloadResolver,
+    policy: Policy,
     metrics: Metrics,
 }
 
 impl WebhookState {
-    pub fn new(token: Option<&str>, kube: kube::Client, resolver: WorkloadResolver, metrics: Metrics) -> Self {
-        Self { token_digest: token.filter(|t| !t.is_empty()).map(digest), kube, resolver, metrics }
+    pub fn new(token: Option<&str>, kube: kube::Client, resolver: WorkloadResolver, policy: Policy, metrics: Metrics) -> Self {
+        Self { token_digest: token.filter(|t| !t.is_empty()).map(digest), kube, resolver, policy, metrics }
     }
 }
 
@@ -64,13 +78,25 @@ struct Summary {
     created: Vec<String>,
     duplicate: Vec<String>,
     resolved: Vec<String>,
+    /// Nothing to do (resolved with no open incident, ignored).
     skipped: Vec<Skipped>,
+    /// Never written, and never will be: not retried.
+    rejected: Vec<Rejected>,
+    /// Not written for now (the API server failed): the batch answers 503 and is retried.
+    failed: Vec<Skipped>,
 }
 
 #[derive(Serialize)]
 struct Skipped {
     alert: String,
     reason: String,
+}
+
+#[derive(Serialize)]
+struct Rejected {
+    alert: String,
+    reason: &'static str,
+    message: String,
 }
 
 async fn receive(State(s): State<Arc<WebhookState>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -98,19 +124,20 @@ async fn receive(State(s): State<Arc<WebhookState>>, headers: HeaderMap, body: B
             Ok(i) => i,
             Err(e) => {
                 s.metrics.intake_messages.with_label_values(&[SOURCE, e.outcome()]).inc();
-                summary.skipped.push(Skipped { alert: label, reason: e.to_string() });
+                reject(&s, &mut summary, label, alert.fingerprint.as_deref(), Rejection::new(e.reason(), e.to_string()));
                 continue;
             }
         };
-        let outcome = match writer::apply(&s.kube, &intent).await {
+        let outcome = match writer::apply(&s.kube, &s.policy, &intent).await {
             Ok(o) => o,
-            Err(e) => {
-                tracing::warn!(error = %e, "Alertmanager intake: Kubernetes API failure");
-                return error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "kubernetes_unavailable",
-                    format!("could not record the alerts, retry: {e}"),
-                );
+            Err(WriteError::Rejected(r)) => {
+                reject(&s, &mut summary, label, alert.fingerprint.as_deref(), r);
+                continue;
+            }
+            Err(WriteError::Transient(e)) => {
+                tracing::warn!(alert = %label, fingerprint = ?alert.fingerprint, error = %e, "Alertmanager intake: Kubernetes API failure; the batch will be retried");
+                summary.failed.push(Skipped { alert: label, reason: e.to_string() });
+                continue;
             }
         };
         s.metrics.intake_messages.with_label_values(&[SOURCE, outcome.label()]).inc();
@@ -126,7 +153,19 @@ async fn receive(State(s): State<Arc<WebhookState>>, headers: HeaderMap, body: B
             Outcome::Ignored => summary.skipped.push(Skipped { alert: label, reason: "ignored".into() }),
         }
     }
-    (StatusCode::OK, Json(summary)).into_response()
+    if summary.failed.is_empty() {
+        return (StatusCode::OK, Json(summary)).into_response();
+    }
+    let message = format!("{} alert(s) could not be recorded now; retry", summary.failed.len());
+    let body = json!({"error": {"code": "kubernetes_unavailable", "message": message}, "alerts": summary});
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+}
+
+/// Counts, logs and reports one alert that will never be written.
+fn reject(s: &WebhookState, summary: &mut Summary, alert: String, fingerprint: Option<&str>, r: Rejection) {
+    s.metrics.intake_rejected.with_label_values(&[r.reason.as_str()]).inc();
+    tracing::warn!(source = SOURCE, alert = %alert, fingerprint = ?fingerprint, reason = r.reason.as_str(), detail = %r.message, "intake rejected an alert");
+    summary.rejected.push(Rejected { alert, reason: r.reason.as_str(), message: r.message });
 }
 
 #[cfg(test)]

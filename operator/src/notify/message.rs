@@ -98,19 +98,44 @@ pub fn json_body(n: &Notification) -> Value {
     json!({"version": "salve.dev/notification/v1", "notification": n})
 }
 
-/// A Slack incoming-webhook message (`text` plus mrkdwn blocks).
+/// Text Slack shows as written. Slack's formatting reference asks for `&`, `<` and `>` to be
+/// escaped as `&amp;`, `&lt;` and `&gt;` (https://api.slack.com/reference/surfaces/formatting#escaping):
+/// unescaped, `<!channel>`, `<!here>` and `<@U123>` in a model's summary or a reviewer's
+/// feedback would notify people, and `<http://x|click>` would hide where a link goes. `@channel`,
+/// `@here` and `@everyone` typed out get a zero-width space after the `@`, so they stay text
+/// even where Slack links names (`link_names`). Every value that reaches Slack goes through
+/// this; only the message's own frame (titles, labels, code spans) is markup.
+pub fn slack_escape(s: &str) -> String {
+    let escaped = s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let mut out = String::with_capacity(escaped.len());
+    let mut rest = escaped.as_str();
+    while let Some(i) = rest.find('@') {
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        let lower = rest.get(..8).unwrap_or(rest).to_ascii_lowercase();
+        if ["channel", "here", "everyone"].iter().any(|m| lower.starts_with(m)) {
+            out.push('\u{200B}');
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A Slack incoming-webhook message (`text` plus mrkdwn blocks); every value is escaped.
 pub fn slack_body(n: &Notification) -> Value {
+    let e = slack_escape;
+    let (ns, incident, service) = (e(&n.namespace), e(&n.incident), e(&n.service));
     let title = match n.kind {
-        Kind::ApprovalNeeded => format!(":raised_hand: Approval needed: incident `{}/{}` ({})", n.namespace, n.incident, n.service),
-        Kind::Resolved => format!(":white_check_mark: Resolved: incident `{}/{}` ({})", n.namespace, n.incident, n.service),
-        Kind::Escalated => format!(":rotating_light: Escalated: incident `{}/{}` ({}) needs a person", n.namespace, n.incident, n.service),
+        Kind::ApprovalNeeded => format!(":raised_hand: Approval needed: incident `{ns}/{incident}` ({service})"),
+        Kind::Resolved => format!(":white_check_mark: Resolved: incident `{ns}/{incident}` ({service})"),
+        Kind::Escalated => format!(":rotating_light: Escalated: incident `{ns}/{incident}` ({service}) needs a person"),
     };
-    let mut lines = vec![title.clone(), format!("*Severity:* {}", n.severity), format!("*Summary:* {}", n.summary)];
+    let mut lines = vec![title.clone(), format!("*Severity:* {}", e(&n.severity)), format!("*Summary:* {}", e(&n.summary))];
     if let Some(a) = &n.action {
-        lines.push(format!("*Action:* {a} ({} risk)", n.risk.clone().unwrap_or_default()));
+        lines.push(format!("*Action:* {} ({} risk)", e(a), e(&n.risk.clone().unwrap_or_default())));
     }
     if let Some(s) = &n.next_step {
-        lines.push(format!("*Next:* `{s}`"));
+        lines.push(format!("*Next:* `{}`", e(s)));
     }
     json!({"text": title, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": lines.join("\n")}}]})
 }
@@ -148,5 +173,26 @@ mod tests {
         assert_eq!(n.iter().map(|n| n.key.as_str()).collect::<Vec<_>>(), ["resolved"]);
         assert!(n[0].action.as_deref().is_some_and(|a| a.contains("roll back")));
         assert!(slack_body(&n[0])["text"].as_str().is_some_and(|t| t.contains("Resolved")));
+    }
+
+    #[test]
+    fn nothing_from_the_model_or_a_person_becomes_a_mention_or_a_link_in_slack() {
+        let mut n = pending_notifications(&incident("Resolved"), &[&remediation("Succeeded")]).remove(0);
+        n.summary = "<!channel> pool exhausted, see <http://evil.example|the runbook> & ask <@U123> @here or @Channel".into();
+        n.service = "oms<!here>".into();
+        let body = slack_body(&n);
+        let text = body["blocks"][0]["text"]["text"].as_str().expect("mrkdwn");
+        let title = body["text"].as_str().expect("text");
+        for t in [text, title] {
+            assert!(!t.contains('<') && !t.contains('>'), "no Slack markup from data: {t}");
+        }
+        assert!(
+            text.contains("&lt;!channel&gt; pool exhausted, see &lt;http://evil.example|the runbook&gt; &amp; ask &lt;@U123&gt;"),
+            "{text}"
+        );
+        assert!(text.contains("@\u{200B}here or @\u{200B}Channel"), "{text}");
+        assert!(!text.contains("@here") && !text.contains("@Channel"), "{text}");
+        assert!(title.contains("(oms&lt;!here&gt;)"), "{title}");
+        assert_eq!(slack_escape("mail ops@example.com"), "mail ops@example.com", "other @ are left alone");
     }
 }

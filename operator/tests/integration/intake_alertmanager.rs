@@ -1,14 +1,17 @@
 //! The Alertmanager webhook: requests through the real axum router (`tower::ServiceExt::oneshot`)
-//! and the operator's own HTTP server, writes to the fake Kubernetes API server (a TEST STAND-IN).
+//! and the operator's own HTTP server, writes to the fake Kubernetes API server (a TEST STAND-IN;
+//! its scripted faults answer with the status codes a real API server sends).
 
 use std::sync::Arc;
 
 use crate::support::*;
 use axum::body::Body;
+use fake_kube::Fault;
 use http::{Request, StatusCode};
 use kube::api::ListParams;
 use kube::{Api, Client, Config, ResourceExt};
 use operator::crd::{Incident, Severity, SignalState, SourceKind};
+use operator::domain::policy::Policy;
 use operator::intake::config::SecretToken;
 use operator::intake::webhook::{PATH, WebhookState, router};
 use operator::intake::workload::WorkloadResolver;
@@ -24,8 +27,40 @@ async fn operator_client(env: &Env) -> Client {
 }
 
 fn app(client: Client, token: Option<&str>, metrics: &Metrics) -> axum::Router {
+    app_allowing(client, token, metrics, &[NS])
+}
+
+/// The webhook with a policy allowing `namespaces`.
+fn app_allowing(client: Client, token: Option<&str>, metrics: &Metrics, namespaces: &[&str]) -> axum::Router {
     let resolver = WorkloadResolver::new("", None, Severity::High).expect("resolver");
-    router(Arc::new(WebhookState::new(token, client, resolver, metrics.clone())))
+    let policy = Policy { allowed_namespaces: namespaces.iter().map(|n| n.to_string()).collect(), ..Policy::default() };
+    router(Arc::new(WebhookState::new(token, client, resolver, policy, metrics.clone())))
+}
+
+/// One alert of a webhook body: `alertname` in `namespace`, firing from `starts_at` (resolved at
+/// `ends_at` when given).
+fn alert(name: &str, namespace: &str, starts_at: &str, ends_at: Option<&str>) -> Value {
+    json!({
+        "status": if ends_at.is_some() { "resolved" } else { "firing" },
+        "labels": {"alertname": name, "namespace": namespace, "deployment": APP, "severity": "critical"},
+        "annotations": {"summary": format!("{name} in {namespace}")},
+        "startsAt": starts_at,
+        "endsAt": ends_at.unwrap_or("0001-01-01T00:00:00Z"),
+        "generatorURL": "http://prometheus.monitoring:9090/graph",
+        "fingerprint": format!("{name}-{namespace}")
+    })
+}
+
+/// A webhook body (version 4) carrying `alerts`.
+fn batch(alerts: Vec<Value>) -> String {
+    json!({"receiver": "salve", "status": "firing", "version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0,
+        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://alertmanager.monitoring:9093",
+        "alerts": alerts})
+    .to_string()
+}
+
+fn rejected(metrics: &Metrics, reason: &str) -> u64 {
+    metrics.intake_rejected.with_label_values(&[reason]).get()
 }
 
 /// Alertmanager's webhook body (version 4) for one alert.
@@ -152,10 +187,135 @@ async fn alerts_without_a_workload_are_skipped_and_reported() {
     p["alerts"][0]["labels"] = json!({"alertname": "DiskFull", "instance": "node-1"});
     let (status, body) = post(&app, Some(&bearer()), p.to_string()).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["skipped"][0]["alert"], "DiskFull");
-    assert!(body["skipped"][0]["reason"].as_str().is_some_and(|r| r.contains("no workload")));
+    assert_eq!(body["rejected"][0]["alert"], "DiskFull");
+    assert_eq!(body["rejected"][0]["reason"], "Unmappable");
+    assert!(body["rejected"][0]["message"].as_str().is_some_and(|r| r.contains("no workload")));
     assert!(incidents(&env).await.is_empty());
     assert_eq!(metrics.intake_messages.with_label_values(&["alertmanager", "unmappable"]).get(), 1);
+    assert_eq!(rejected(&metrics, "Unmappable"), 1);
+}
+
+/// Alertmanager retries a notification only on 5xx and drops it on any 4xx, so an alert that
+/// can never be written must neither fail the batch (the alerts after it would be retried
+/// forever, or lost) nor be retried: it is rejected on its own, and the batch answers 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_that_can_never_be_written_are_rejected_one_by_one_and_the_rest_get_through() {
+    let env = env().await;
+    let metrics = Metrics::new().expect("metrics");
+    // The API server refuses Incidents in `locked` (RBAC: 403) and in `gone` (no such namespace: 404).
+    for (ns, status) in [("locked", 403), ("gone", 404), ("strict", 422)] {
+        let path_suffix = format!("/namespaces/{ns}/incidents");
+        env.fake.fail_requests(Fault { method: "POST".into(), path_suffix, status, skip: 0, times: u32::MAX });
+    }
+    let app = app_allowing(operator_client(&env).await, Some(TOKEN), &metrics, &[NS, "locked", "gone", "strict"]);
+    let t = "2026-11-21T19:50:03.157Z";
+    let body = batch(vec![
+        alert("PaymentsDown", "payments", t, None),
+        alert("LockedDown", "locked", t, None),
+        alert("GoneDown", "gone", t, None),
+        alert("StrictDown", "strict", t, None),
+        alert("OmsDown", NS, t, None),
+    ]);
+    let (status, resp) = post(&app, Some(&bearer()), body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{resp}");
+    let reasons: Vec<(&str, &str)> =
+        resp["rejected"].as_array().expect("rejected").iter().filter_map(|r| Some((r["alert"].as_str()?, r["reason"].as_str()?))).collect();
+    assert_eq!(
+        reasons,
+        [("PaymentsDown", "NamespaceNotAllowed"), ("LockedDown", "Forbidden"), ("GoneDown", "NotFound"), ("StrictDown", "Invalid")]
+    );
+    let all = incidents(&env).await;
+    assert_eq!(all.len(), 1, "the alert after the rejected ones became an incident");
+    assert_eq!(all[0].namespace().as_deref(), Some(NS));
+    assert_eq!(resp["created"][0], all[0].name_any().as_str());
+    for reason in ["NamespaceNotAllowed", "Forbidden", "NotFound", "Invalid"] {
+        assert_eq!(rejected(&metrics, reason), 1, "{reason}");
+    }
+    // Alertmanager re-sends the group: the same answer, nothing written twice.
+    let (status, resp) = post(&app, Some(&bearer()), body).await;
+    assert_eq!(status, StatusCode::OK, "{resp}");
+    assert_eq!(resp["duplicate"][0], all[0].name_any().as_str());
+    assert_eq!(incidents(&env).await.len(), 1);
+}
+
+/// A failure a retry can help answers 503 (Alertmanager retries the batch), but only after every
+/// other alert of the batch was handled: the retry then finds them done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_a_retry_can_help_answers_503_after_the_other_alerts_are_written() {
+    let env = env().await;
+    let metrics = Metrics::new().expect("metrics");
+    // A failing API server answers the first create in `busy` 500, the next one 502 (429, 503
+    // and 504 are retried inside kube's client already).
+    for status in [500, 502] {
+        env.fake.fail_requests(Fault {
+            method: "POST".into(),
+            path_suffix: "/namespaces/busy/incidents".into(),
+            status,
+            skip: 0,
+            times: 1,
+        });
+    }
+    let app = app_allowing(operator_client(&env).await, Some(TOKEN), &metrics, &[NS, "busy", "locked"]);
+    env.fake.fail_requests(Fault {
+        method: "POST".into(),
+        path_suffix: "/namespaces/locked/incidents".into(),
+        status: 403,
+        skip: 0,
+        times: u32::MAX,
+    });
+    let t = "2026-11-21T19:50:03.157Z";
+    let body = batch(vec![alert("BusyDown", "busy", t, None), alert("LockedDown", "locked", t, None), alert("OmsDown", NS, t, None)]);
+    for attempt in ["500", "502"] {
+        let (status, resp) = post(&app, Some(&bearer()), body.clone()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "API server answered {attempt}: {resp}");
+        assert_eq!(resp["error"]["code"], "kubernetes_unavailable");
+        assert_eq!(resp["alerts"]["failed"][0]["alert"], "BusyDown");
+        assert_eq!(resp["alerts"]["rejected"][0]["reason"], "Forbidden");
+    }
+    let names = |all: Vec<Incident>| all.iter().map(|i| i.namespace().unwrap_or_default()).collect::<Vec<_>>();
+    assert_eq!(names(incidents(&env).await), [NS], "the alert after the failing one was written");
+    // Alertmanager's retry: the API server is back.
+    let (status, resp) = post(&app, Some(&bearer()), body).await;
+    assert_eq!(status, StatusCode::OK, "{resp}");
+    let mut written = names(incidents(&env).await);
+    written.sort();
+    assert_eq!(written, ["busy", NS]);
+    assert_eq!(rejected(&metrics, "Forbidden"), 3, "rejected each time it came, never written");
+}
+
+/// A late or redelivered OK must not resolve a newer Incident of the same alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_resolved_alert_does_not_resolve_a_newer_incident_of_the_same_alert() {
+    let env = env().await;
+    let metrics = Metrics::new().expect("metrics");
+    let app = app(operator_client(&env).await, Some(TOKEN), &metrics);
+    let (t1, t2, t3, t4) = ("2026-11-21T19:50:00Z", "2026-11-21T20:05:00Z", "2026-11-21T20:30:00Z", "2026-11-21T20:45:00Z");
+
+    // Fires at t1: incident A; resolves at t2: A's signal is OK, and A goes on to Resolved.
+    let (_, resp) = post(&app, Some(&bearer()), batch(vec![alert("OmsDown", NS, t1, None)])).await;
+    let a = resp["created"][0].as_str().expect("incident A").to_string();
+    let (_, resp) = post(&app, Some(&bearer()), batch(vec![alert("OmsDown", NS, t1, Some(t2))])).await;
+    assert_eq!(resp["resolved"][0], "OmsDown");
+    assert_eq!(incident(&env, &a).await.spec.signal, Some(SignalState::Ok));
+    let api: Api<Incident> = Api::namespaced(env.client.clone(), NS);
+    api.patch_status(&a, &Default::default(), &kube::api::Patch::Merge(json!({"status": {"phase": "Resolved"}}))).await.expect("resolve A");
+
+    // Fires again at t3: incident B.
+    let (_, resp) = post(&app, Some(&bearer()), batch(vec![alert("OmsDown", NS, t3, None)])).await;
+    let b = resp["created"][0].as_str().expect("incident B").to_string();
+    assert_ne!(a, b);
+
+    // The resolution of t2 arrives again (Alertmanager re-sends resolved alerts).
+    let (status, resp) = post(&app, Some(&bearer()), batch(vec![alert("OmsDown", NS, t1, Some(t2))])).await;
+    assert_eq!(status, StatusCode::OK, "{resp}");
+    assert_eq!(resp["rejected"][0]["reason"], "StaleOk", "{resp}");
+    assert_eq!(incident(&env, &b).await.spec.signal, None, "B is still firing");
+    assert_eq!(rejected(&metrics, "StaleOk"), 1);
+
+    // B's own resolution is recorded.
+    let (_, resp) = post(&app, Some(&bearer()), batch(vec![alert("OmsDown", NS, t3, Some(t4))])).await;
+    assert_eq!(resp["resolved"][0], "OmsDown", "{resp}");
+    assert_eq!(incident(&env, &b).await.spec.signal, Some(SignalState::Ok));
 }
 
 /// Minimal HTTP/1.0 POST to the operator's own server: (status code, body).

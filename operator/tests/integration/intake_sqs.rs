@@ -10,9 +10,11 @@ use crate::support::moto::unique;
 use crate::support::*;
 use aws_sdk_sqs::Client as SqsClient;
 use aws_sdk_sqs::types::QueueAttributeName;
+use fake_kube::Fault;
 use kube::api::ListParams;
 use kube::{Api, Client, Config, ResourceExt};
 use operator::crd::{Incident, Severity, SignalState, SourceKind};
+use operator::domain::policy::Policy;
 use operator::intake::identity::{ALARM_LABEL, alarm_key};
 use operator::intake::sqs::{REJECT_REASON_ATTRIBUTE, SqsIntake};
 use operator::intake::workload::WorkloadResolver;
@@ -52,6 +54,11 @@ async fn send(q: &Queues, body: &str) {
 }
 
 fn consumer(env_client: Client, q: &Queues, map: &str, dlq: bool, metrics: &Metrics) -> SqsIntake {
+    consumer_allowing(env_client, q, map, dlq, metrics, &[NS])
+}
+
+/// A consumer whose policy allows `namespaces`.
+fn consumer_allowing(env_client: Client, q: &Queues, map: &str, dlq: bool, metrics: &Metrics, namespaces: &[&str]) -> SqsIntake {
     SqsIntake {
         sqs: q.sqs.clone(),
         queue_url: q.url.clone(),
@@ -59,8 +66,38 @@ fn consumer(env_client: Client, q: &Queues, map: &str, dlq: bool, metrics: &Metr
         wait_seconds: 1,
         kube: env_client,
         resolver: WorkloadResolver::new(map, None, Severity::High).expect("map"),
+        policy: Policy { allowed_namespaces: namespaces.iter().map(|n| n.to_string()).collect(), ..Policy::default() },
         metrics: metrics.clone(),
     }
+}
+
+fn rejected(metrics: &Metrics, reason: &str) -> u64 {
+    metrics.intake_rejected.with_label_values(&[reason]).get()
+}
+
+/// Every message in the DLQ: body -> reject reason attribute.
+async fn dead_letters(q: &Queues, expected: usize) -> HashMap<String, String> {
+    let mut reasons: HashMap<String, String> = HashMap::new();
+    for _ in 0..10 {
+        let got = q
+            .sqs
+            .receive_message()
+            .queue_url(&q.dlq_url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive dlq");
+        for m in got.messages.unwrap_or_default() {
+            let why = m.message_attributes.as_ref().and_then(|a| a.get(REJECT_REASON_ATTRIBUTE)).and_then(|v| v.string_value.clone());
+            reasons.insert(m.body.unwrap_or_default(), why.expect("every dead letter says why"));
+        }
+        if reasons.len() >= expected {
+            break;
+        }
+    }
+    reasons
 }
 
 fn start(intake: SqsIntake) -> CancellationToken {
@@ -224,28 +261,10 @@ async fn malformed_and_unmappable_messages_are_dead_lettered_and_intake_goes_on(
     wait_count(&metrics, "created", 1).await;
     assert_eq!(count(&metrics, "malformed"), 2);
     assert_eq!(count(&metrics, "unmappable"), 1);
+    assert_eq!((rejected(&metrics, "Malformed"), rejected(&metrics, "Unmappable")), (2, 1));
     assert_eq!(incidents(&env).await.len(), 1, "the good alarm after the bad ones still became an incident");
 
-    let mut reasons: HashMap<String, String> = HashMap::new();
-    for _ in 0..10 {
-        let got = q
-            .sqs
-            .receive_message()
-            .queue_url(&q.dlq_url)
-            .max_number_of_messages(10)
-            .message_attribute_names("All")
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("receive dlq");
-        for m in got.messages.unwrap_or_default() {
-            let why = m.message_attributes.as_ref().and_then(|a| a.get(REJECT_REASON_ATTRIBUTE)).and_then(|v| v.string_value.clone());
-            reasons.insert(m.body.unwrap_or_default(), why.expect("every dead letter says why"));
-        }
-        if reasons.len() >= 3 {
-            break;
-        }
-    }
+    let reasons = dead_letters(&q, 3).await;
     assert_eq!(reasons.len(), 3, "{reasons:?}");
     assert!(reasons["this is not JSON"].contains("not JSON"));
     let unmappable = reasons.iter().find(|(body, _)| body.contains("nobody-knows-me")).expect("unmappable alarm in the DLQ");
@@ -310,4 +329,74 @@ async fn the_operator_consumes_the_configured_queue_by_name() {
     assert_eq!(inc.spec.target.name, "oms");
     eventually("bad message dead-lettered", || async { (left_on(&q.sqs, &q.dlq_url).await == 1).then_some(()) }).await;
     op.stop().await;
+}
+
+/// An alarm whose Incident the API server will never accept (a namespace the policy does not
+/// allow, RBAC's 403, a missing namespace's 404) is dead-lettered with the reason, instead of
+/// coming back every visibility timeout; the alarms around it are written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarms_the_api_server_will_never_accept_are_dead_lettered_and_the_others_written() {
+    let env = env().await;
+    let q = queues(true).await;
+    let metrics = Metrics::new().expect("metrics");
+    for (ns, status) in [("locked", 403), ("gone", 404)] {
+        let path_suffix = format!("/namespaces/{ns}/incidents");
+        env.fake.fail_requests(Fault { method: "POST".into(), path_suffix, status, skip: 0, times: u32::MAX });
+    }
+    let t = "2026-11-21T19:56:10.708+0000";
+    for name in ["payments-5xx", "locked-5xx", "gone-5xx", "oms-5xx"] {
+        publish(&q, &alarm(name, "ALARM", t, json!([]))).await;
+    }
+    let map = "payments-5xx=payments/api,locked-5xx=locked/api,gone-5xx=gone/api,oms-5xx=shop/oms";
+    let stop = start(consumer_allowing(operator_client(&env).await, &q, map, true, &metrics, &[NS, "locked", "gone"]));
+    wait_count(&metrics, "created", 1).await;
+    wait_count(&metrics, "dead_lettered", 3).await;
+    let reasons = dead_letters(&q, 3).await;
+    let reason_of =
+        |alarm: &str| reasons.iter().find(|(body, _)| body.contains(&format!("alarm:{alarm}"))).map(|(_, r)| r.clone()).unwrap_or_default();
+    assert!(reason_of("payments-5xx").starts_with("NamespaceNotAllowed:"), "{reasons:?}");
+    assert!(reason_of("locked-5xx").starts_with("Forbidden:"), "{reasons:?}");
+    assert!(reason_of("gone-5xx").starts_with("NotFound:"), "{reasons:?}");
+    for reason in ["NamespaceNotAllowed", "Forbidden", "NotFound"] {
+        assert_eq!(rejected(&metrics, reason), 1, "{reason}");
+    }
+    let all = incidents(&env).await;
+    assert_eq!(all.iter().map(|i| i.spec.source.alarm_name.clone().unwrap_or_default()).collect::<Vec<_>>(), ["oms-5xx"]);
+    eventually("source queue drained", || async { (left_on(&q.sqs, &q.url).await == 0).then_some(()) }).await;
+    stop.cancel();
+}
+
+/// ALARM at t1 opens A, OK at t2 resolves it; ALARM at t3 opens B; the OK of t2 delivered again
+/// (SQS delivers at least once, in no set order) must not record OK on B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_ok_does_not_resolve_a_newer_incident_of_the_same_alarm() {
+    let env = env().await;
+    let q = queues(true).await;
+    let metrics = Metrics::new().expect("metrics");
+    let (t1, t2, t3) = ("2026-11-21T19:56:10.000+0000", "2026-11-21T20:06:10.000+0000", "2026-11-21T20:30:00.000+0000");
+    let stop = start(consumer(operator_client(&env).await, &q, "oms-5xx=shop/oms", true, &metrics));
+    let by_time = |all: Vec<Incident>, t: &str| all.into_iter().find(|i| i.spec.source.state_change_time.as_deref() == Some(t));
+
+    publish(&q, &alarm("oms-5xx", "ALARM", t1, json!([]))).await;
+    wait_count(&metrics, "created", 1).await;
+    publish(&q, &alarm("oms-5xx", "OK", t2, json!([]))).await;
+    wait_count(&metrics, "ok_recorded", 1).await;
+    let a = by_time(incidents(&env).await, "2026-11-21T19:56:10.000Z").expect("incident A");
+    assert_eq!(a.spec.signal, Some(SignalState::Ok));
+    // The operator resolves A.
+    let api: Api<Incident> = Api::namespaced(env.client.clone(), NS);
+    api.patch_status(&a.name_any(), &Default::default(), &kube::api::Patch::Merge(json!({"status": {"phase": "Resolved"}})))
+        .await
+        .expect("resolve A");
+
+    publish(&q, &alarm("oms-5xx", "ALARM", t3, json!([]))).await;
+    wait_count(&metrics, "created", 2).await;
+    publish(&q, &alarm("oms-5xx", "OK", t2, json!([]))).await;
+    eventually("the stale OK rejected", || async { (rejected(&metrics, "StaleOk") == 1).then_some(()) }).await;
+    let b = by_time(incidents(&env).await, "2026-11-21T20:30:00.000Z").expect("incident B");
+    assert_eq!(b.spec.signal, None, "B is still firing");
+    assert_eq!(count(&metrics, "ok_recorded"), 1);
+    eventually("the stale OK deleted, not dead-lettered", || async { (left_on(&q.sqs, &q.url).await == 0).then_some(()) }).await;
+    assert_eq!(left_on(&q.sqs, &q.dlq_url).await, 0);
+    stop.cancel();
 }
