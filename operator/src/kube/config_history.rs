@@ -134,4 +134,19 @@ mod tests {
         h.observe("ns", "cfg", &data(&[("a", "1"), ("b", "3"), ("c", "4")]), "t2");
         assert_eq!(h.changes("ns", "cfg").len(), 2, "same data is not a change");
     }
+
+    /// A restore proposed from bounded, redacted evidence is written with the full value the
+    /// key held; a value that no recorded change held is not resolved (and so never written).
+    #[test]
+    fn a_shown_value_resolves_to_the_full_recorded_one() {
+        let h = ConfigHistory::default();
+        let full = format!("url=postgres://app:hunter2@db/shop\n{}", "x".repeat(3000));
+        h.observe("ns", "cfg", &data(&[("app.properties", &full)]), "t0");
+        h.observe("ns", "cfg", &data(&[("app.properties", "url=broken")]), "t1");
+        let cut = format!("url=postgres://app:[REDACTED:url-password]@db/shop\n{}…", "x".repeat(900));
+        assert_eq!(h.recorded_previous("ns", "cfg", "app.properties", &cut), Some(full.clone()));
+        assert_eq!(h.recorded_previous("ns", "cfg", "app.properties", &full), Some(full));
+        assert_eq!(h.recorded_previous("ns", "cfg", "app.properties", "url=postgres://evil/shop"), None);
+        assert_eq!(h.recorded_previous("ns", "other", "app.properties", &cut), None);
+    }
 }
