@@ -2,7 +2,12 @@
 # Lints .github/workflows/*.yml with actionlint and checks what the workflows promise. The
 # workflows cannot run here (no GitHub runners, no registry to push to, no container engine),
 # so this is a static check: syntax, expressions, job graph, action inputs (actionlint), plus:
-#   - ci.yml runs exactly the test command (`bash .ci/run`)
+#   - ci.yml runs exactly the test command (`bash .ci/run`), and every cargo-deny check of
+#     deny.toml (advisories included) with cargo-deny-action; deny.toml exists, and the test
+#     command (tests/run.sh) runs its offline checks (bans, licenses, sources)
+#   - every remote action is pinned to a full commit SHA (a tag or branch can be moved to other
+#     code), with its release in a trailing comment; local (./) and docker:// actions excepted;
+#     dtolnay/rust-toolchain names the toolchain, Cargo.toml's rust-version
 #   - e2e-kind.yml runs kind/up.sh then kind/demo.sh, and kind/ keeps no copy of it
 #   - release.yml runs on version tags, builds operator/oms/ims and the Linux plugin from
 #     kind/Dockerfile (whose targets exist), and kind/Dockerfile's cargo command is the release
@@ -57,7 +62,7 @@ say "actionlint: ${#workflows[@]} workflows OK"
 py=.cache/helm/venv/bin/python   # PyYAML, installed by tests/helm.sh
 [ -x "$py" ] || py=python3
 "$py" - <<'PY' || die "the workflows do not do what they promise (see above)"
-import re, sys
+import glob, os, re, sys
 import yaml
 
 errors = []
@@ -74,11 +79,53 @@ ci = load(".github/workflows/ci.yml")
 if "bash .ci/run" not in runs(ci):
     err("ci.yml: no step runs `bash .ci/run` (the test command)")
 
+# Supply chain: deny.toml exists, and CI runs all four cargo-deny checks against it.
+if not os.path.isfile("deny.toml"):
+    err("deny.toml is missing (cargo-deny's configuration)")
+else:
+    deny = open("deny.toml").read()
+    for table in ("advisories", "licenses", "bans", "sources"):
+        if not re.search(rf"^\[{table}\]", deny, re.M):
+            err(f"deny.toml: no [{table}] table")
+deny_lines = [l.split() for l in open("tests/run.sh") if l.startswith("cargo deny ")]
+if not any("--offline" in l and "check" in l and {"bans", "licenses", "sources"} <= set(l) for l in deny_lines):
+    err("tests/run.sh: must run `cargo deny --offline ... check bans licenses sources` (the checks that need no network)")
+deny_steps = [w for u, w in uses_with(ci) if u.startswith("EmbarkStudios/cargo-deny-action@")]
+if not deny_steps:
+    err("ci.yml: no step runs EmbarkStudios/cargo-deny-action")
+for w in deny_steps:
+    checks = str(w.get("command-arguments", "")).split()
+    if w.get("command", "check") != "check" or (checks and set(checks) != {"advisories", "licenses", "bans", "sources"}):
+        err(f"ci.yml: cargo-deny-action must run `check` with every check (advisories licenses bans sources), not {w}")
+
+# The Rust toolchain is named (the pinned action has no default), and it is Cargo.toml's rust-version.
+rust_version = re.search(r'^rust-version = "([^"]+)"', open("Cargo.toml").read(), re.M).group(1)
+for path in sorted(glob.glob(".github/workflows/*.yml")):
+    for u, w in uses_with(load(path)):
+        if u.startswith("dtolnay/rust-toolchain@"):
+            t = str(w.get("toolchain", ""))
+            if t != rust_version and not t.startswith(rust_version + "."):
+                err(f"{path}: dtolnay/rust-toolchain installs toolchain {t!r}, not Cargo.toml's rust-version {rust_version}")
+
+# Every remote action is pinned to a commit: `uses: owner/repo[/path]@<40 hex> # <release>`.
+pinned = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
+for path in sorted(glob.glob(".github/workflows/*.yml")):
+    for n, line in enumerate(open(path), 1):
+        m = re.match(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$", line)
+        if not m:
+            continue
+        ref, rest = m.group(1).strip("'\""), m.group(2)
+        if ref.startswith("./") or ref.startswith("docker://"):
+            continue
+        if not pinned.match(ref):
+            err(f"{path}:{n}: `{ref}` is not pinned to a full commit SHA")
+        elif not re.match(r"^\s+#\s*\S", rest):
+            err(f"{path}:{n}: `{ref}` has no trailing comment naming its release (# vX.Y.Z)")
+
 e2e = load(".github/workflows/e2e-kind.yml")
 r = "\n".join(runs(e2e))
 if "kind/up.sh" not in r or "kind/demo.sh" not in r or r.index("kind/up.sh") > r.index("kind/demo.sh"):
     err("e2e-kind.yml: must run kind/up.sh then kind/demo.sh")
-import os
 if os.path.exists("kind/github-workflow-e2e.yaml"):
     err("kind/github-workflow-e2e.yaml duplicates .github/workflows/e2e-kind.yml")
 
@@ -126,5 +173,5 @@ if errors:
     for e in errors:
         print(f"  {e}", file=sys.stderr)
     sys.exit(1)
-print("  workflows: ci runs the test command, e2e runs the kind demo, release builds from kind/Dockerfile with the same cargo command")
+print("  workflows: ci runs the test command and cargo-deny, e2e runs the kind demo, release builds from kind/Dockerfile with the same cargo command, every action pinned by commit SHA")
 PY
