@@ -181,6 +181,10 @@ pub fn references(spec: &PodSpec) -> Vec<Reference> {
             if let Some(cm) = &v.config_map {
                 out.insert(reference("ConfigMap", &cm.name, None, c, cm.optional, used_as));
             }
+            // A projected volume mounts several sources in one directory, ConfigMaps among them.
+            for cm in v.projected.iter().flat_map(|p| p.sources.iter().flatten()).filter_map(|s| s.config_map.as_ref()) {
+                out.insert(reference("ConfigMap", &cm.name, None, c, cm.optional, used_as));
+            }
             if let Some(s) = &v.secret {
                 out.insert(reference("Secret", s.secret_name.as_deref().unwrap_or_default(), None, c, s.optional, used_as));
             }
@@ -392,6 +396,17 @@ mod tests {
         let refs = references(spec);
         assert!(refs.iter().any(|r| r.kind == "ConfigMap" && r.used_as == "subPath"));
         assert!(refs.iter().any(|r| r.kind == "Secret" && r.key.as_deref() == Some("password")));
+    }
+
+    /// A ConfigMap mounted through a projected volume is read by the template too (and so
+    /// inside the incident's blast radius).
+    #[test]
+    fn projected_volumes_reference_their_config_maps() {
+        let t = template(json!({"spec": {
+            "containers": [{"name": "app", "image": "a:1", "volumeMounts": [{"name": "all", "mountPath": "/etc/app"}]}],
+            "volumes": [{"name": "all", "projected": {"sources": [{"configMap": {"name": "flags"}}, {"secret": {"name": "tls"}}]}}]}}));
+        let refs = references(t.spec.as_ref().expect("spec"));
+        assert!(refs.iter().any(|r| r.kind == "ConfigMap" && r.name == "flags" && r.used_as == "volume"), "{refs:?}");
     }
 
     #[test]
