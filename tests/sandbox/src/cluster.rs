@@ -1,6 +1,8 @@
 //! Starts the simulated cluster: the API server stand-in on a free loopback port, the Salve CRDs
 //! (the files in `crds/`), the controllers, the proxy and the kubelet, each looping on a short
-//! resync period until the cluster is stopped. Writes a kubeconfig for kubectl and kube-rs.
+//! resync period until the cluster is stopped. The API server enforces authentication, RBAC and
+//! admission (`access`). Writes a kubeconfig for kubectl and kube-rs (the administrator's), and
+//! one per person (`kubeconfig-<name>`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use tokio_util::sync::CancellationToken;
 
+use crate::access;
 use crate::clock::TimeScale;
 use crate::controllers::{daemon_set, deployment, job, replica_set, stateful_set};
 use crate::events::Recorder;
@@ -67,7 +70,7 @@ impl Default for NodeOptions {
 
 pub struct Cluster {
     pub fake: Arc<FakeKube>,
-    /// A cluster-admin client (`kubectl` as a person would use it).
+    /// A cluster-admin client (`sandbox-admin`, in `system:masters`).
     pub client: Client,
     pub kubeconfig: PathBuf,
     shutdown: CancellationToken,
@@ -75,12 +78,17 @@ pub struct Cluster {
     workdir: PathBuf,
 }
 
-/// A client authenticated as `user` (the API server stand-in records who did what).
-pub async fn client_as(fake: &FakeKube, namespace: &str, user: &str) -> Result<Client, ClusterError> {
-    let kc = Kubeconfig::from_yaml(&fake.kubeconfig_yaml_as(namespace, user)).map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
+/// A client that authenticates with `token` (see `access` for who is who).
+pub async fn client_as(fake: &FakeKube, namespace: &str, token: &str) -> Result<Client, ClusterError> {
+    let kc = Kubeconfig::from_yaml(&fake.kubeconfig_yaml_as(namespace, token)).map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
     let cfg =
         Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
     Client::try_from(cfg).map_err(|e| ClusterError::Kubeconfig(e.to_string()))
+}
+
+/// The kubeconfig file of one of `access::PEOPLE` in a cluster's work directory.
+pub fn person_kubeconfig(workdir: &Path, person: &str) -> PathBuf {
+    workdir.join(format!("kubeconfig-{person}"))
 }
 
 impl Cluster {
@@ -92,11 +100,16 @@ impl Cluster {
     /// A cluster whose node has `node`'s capacity.
     pub async fn start_with(opts: ClusterOptions, node: NodeOptions) -> Result<Self, ClusterError> {
         std::fs::create_dir_all(&opts.workdir).map_err(|e| ClusterError::Write(opts.workdir.display().to_string(), e))?;
-        let fake = Arc::new(FakeKube::start().await.map_err(ClusterError::Start)?);
+        let fake = Arc::new(FakeKube::start_enforcing().await.map_err(ClusterError::Start)?);
+        access::register_users(&fake);
         let kubeconfig = opts.workdir.join("kubeconfig");
-        std::fs::write(&kubeconfig, fake.kubeconfig_yaml_as("default", "sandbox-admin"))
+        std::fs::write(&kubeconfig, fake.kubeconfig_yaml_as("default", access::ADMIN))
             .map_err(|e| ClusterError::Write(kubeconfig.display().to_string(), e))?;
-        let client = client_as(&fake, "default", "sandbox-admin").await?;
+        for (person, _) in access::PEOPLE {
+            let path = person_kubeconfig(&opts.workdir, person);
+            std::fs::write(&path, fake.kubeconfig_yaml_as("default", person)).map_err(|e| ClusterError::Write(path.display().to_string(), e))?;
+        }
+        let client = client_as(&fake, "default", access::ADMIN).await?;
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
         for text in CRDS {
             let crd: CustomResourceDefinition =
@@ -105,13 +118,14 @@ impl Cluster {
             crds.create(&PostParams::default(), &crd).await.map_err(|e| ClusterError::Install(name, e.to_string()))?;
         }
         ensure_namespace(&client, "default").await?;
+        access::install(&client).await?;
         create_node(&client, &node).await?;
         let shutdown = CancellationToken::new();
         let mut loops = Vec::new();
         // The control plane: Deployment, ReplicaSet, StatefulSet, DaemonSet and Job controllers,
         // Endpoints, kube-proxy.
         {
-            let client = client_as(&fake, "kube-system", "system:kube-controller-manager").await?;
+            let client = client_as(&fake, "kube-system", access::CONTROL_PLANE).await?;
             let events = Recorder::new(client.clone(), "deployment-controller");
             let rs_events = Recorder::new(client.clone(), "replicaset-controller");
             let sts_events = Recorder::new(client.clone(), "statefulset-controller");
@@ -142,7 +156,7 @@ impl Cluster {
         }
         // The node.
         {
-            let client = client_as(&fake, "kube-system", "system:node:sandbox-node").await?;
+            let client = client_as(&fake, "kube-system", access::NODE_USER).await?;
             let exe = match &opts.exe {
                 Some(exe) => exe.clone(),
                 None => std::env::current_exe().map_err(ClusterError::Start)?,
