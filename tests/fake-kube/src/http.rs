@@ -433,7 +433,11 @@ fn pod_log(st: &AppState, ns: &str, pod: &str, q: &Query) -> Response {
 #[allow(clippy::too_many_arguments)]
 fn dispatch(st: &AppState, method: &Method, t: &Target, user: &UserInfo, q: &Query, content_type: &str, accept: &str, body: &Value) -> Response {
     if t.rt.group == "authentication.k8s.io" && t.rt.plural == "selfsubjectreviews" {
+        // The open fake authenticates nobody, so it cannot say who a client is: it answers as a
+        // server without the API (before Kubernetes 1.28) does.
+        let enforcing = st.lock().authn.enforcing;
         return match *method {
+            _ if !enforcing => status_error(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource"),
             Method::POST => self_subject_review(user),
             _ => status_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "selfsubjectreviews can only be created"),
         };
