@@ -97,7 +97,7 @@ async fn create_all(client: &Client, what: &str, docs: Vec<Value>) -> Result<(),
         match api.create(&PostParams::default(), &obj).await {
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(e) => return Err(ClusterError::Install(format!("{what}: {} {}", obj.types.map(|t| t.kind).unwrap_or_default(), obj.name_any()), e.to_string())),
+            Err(e) => return Err(ClusterError::Install(format!("{what}: {} {}", obj.types.as_ref().map(|t| t.kind.clone()).unwrap_or_default(), obj.name_any()), e.to_string())),
         }
     }
     Ok(())
