@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use crate::admission;
 use crate::authn::{Unauthorized, UserInfo};
 use crate::deletion::DeleteOptions;
-use crate::rbac::{self, Attributes, Decision};
 use crate::logs::LogQuery;
+use crate::rbac::{self, Attributes, Decision};
 use crate::registry::{self, ResourceType};
 use crate::store::{HistEntry, LoggedRequest, PatchKind, Store, StoreError};
 use crate::table;
@@ -340,7 +340,7 @@ fn self_subject_review(user: &UserInfo) -> Response {
 /// sends them).
 fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
     for w in warnings {
-        let text = format!("299 - {:?}", w);
+        let text = format!("299 - {w:?}");
         if let Ok(v) = header::HeaderValue::from_str(&text) {
             response.headers_mut().append(header::WARNING, v);
         }
@@ -389,7 +389,8 @@ where
         request.object = new.as_ref();
         let outcome = admission::admit(&mut s, &candidates, &request);
         if let Some(status) = outcome.denied {
-            let code = status["code"].as_u64().and_then(|c| StatusCode::from_u16(c as u16).ok()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+            let code =
+                status["code"].as_u64().and_then(|c| StatusCode::from_u16(c as u16).ok()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
             return Err(json_response(code, &status));
         }
         warnings = outcome.warnings;
@@ -431,7 +432,16 @@ fn pod_log(st: &AppState, ns: &str, pod: &str, q: &Query) -> Response {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn dispatch(st: &AppState, method: &Method, t: &Target, user: &UserInfo, q: &Query, content_type: &str, accept: &str, body: &Value) -> Response {
+fn dispatch(
+    st: &AppState,
+    method: &Method,
+    t: &Target,
+    user: &UserInfo,
+    q: &Query,
+    content_type: &str,
+    accept: &str,
+    body: &Value,
+) -> Response {
     if t.rt.group == "authentication.k8s.io" && t.rt.plural == "selfsubjectreviews" {
         // The open fake authenticates nobody, so it cannot say who a client is: it answers as a
         // server without the API (before Kubernetes 1.28) does.

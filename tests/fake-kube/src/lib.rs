@@ -39,12 +39,37 @@
 //!   `sinceTime` and `timestamps`; each line has a timestamp (when it first appeared)
 //! - CEL rules (`x-kubernetes-validations`) of registered CRDs, enforced with kube-cel
 //! - `Table` responses (CRD printer columns) for `kubectl get`
-//! - a request log (user = bearer token, RBAC group/resource/verb) so tests can assert what was
-//!   (not) done and by whom, and scripted failures (`fail_requests`) as a loaded server gives them
+//! - a request log (user, RBAC group/resource/verb, status) so tests can assert what was (not)
+//!   done and by whom, and scripted failures (`fail_requests`) as a loaded server gives them
 //! - ObjectMeta validation of names and labels (422 `Invalid`, as the real server words it)
+//! - authentication (`authn.rs`), only with `FakeKube::start_enforcing`: bearer tokens registered
+//!   as a static token file lists users (`add_user`: name, groups, plus `system:authenticated`),
+//!   service-account tokens (`service_account_token`: `system:serviceaccount:<ns>:<name>` in
+//!   `system:serviceaccounts`, `system:serviceaccounts:<ns>`), `401 Unauthorized` for an unknown
+//!   token, `system:anonymous` without one; the built-in administrator (`ADMIN_TOKEN`, used by
+//!   `kubeconfig_yaml`) is in `system:masters`. `SelfSubjectReview` answers who the caller is.
+//!   With `FakeKube::start` the token is taken as the user name and every request is allowed
+//! - RBAC (`rbac.rs`), only with `start_enforcing`: Role, ClusterRole, RoleBinding and
+//!   ClusterRoleBinding (rbac.authorization.k8s.io/v1) stored through the API and evaluated as the
+//!   RBAC authorizer does (verbs incl. `*`, apiGroups, resources incl. `resource/subresource` and
+//!   `*/subresource`, resourceNames, nonResourceURLs; User, Group and ServiceAccount subjects;
+//!   `system:masters` allowed everything; the bootstrap grants to authenticated users for
+//!   discovery and self-reviews); apply-patch that creates needs `create` too; `403 Forbidden`
+//!   worded as the real server words it
+//! - validating admission policies (`admission.rs`), in both modes: ValidatingAdmissionPolicy and
+//!   its binding (admissionregistration.k8s.io/v1) with CEL over `request` (`userInfo`,
+//!   `operation`, ...), `object`, `oldObject`, `variables` and `namespaceObject`:
+//!   matchConstraints, binding matchResources, matchConditions, validations with `message`,
+//!   `messageExpression` and `reason`, `failurePolicy`, and the binding's `validationActions`
+//!   (Deny refuses with the real wording, Warn answers a `Warning` header, Audit is recorded)
 //!
-//! Not modelled: authentication/authorization (every token is allowed, only recorded),
-//! admission webhooks, schema validation of built-in kinds, `format`, `uniqueItems`,
+//! Not modelled: the open mode's authorization (every token is allowed, only recorded), client
+//! certificates, OIDC, token expiry and whether a ServiceAccount object exists, the bootstrap
+//! roles other than the grants above (`cluster-admin`, `admin`, `edit`, `view` and the control
+//! plane's roles do not exist unless created), RBAC escalation checks on writing roles and
+//! bindings, impersonation, SubjectAccessReviews, ValidatingAdmissionPolicy `paramKind` /
+//! `paramRef` and type checking, mutating admission and admission webhooks, admission of
+//! `pods/eviction`, schema validation of built-in kinds, `format`, `uniqueItems`,
 //! `multipleOf`, `min/maxProperties`, `allOf`/`anyOf`/`oneOf`/`not`, `x-kubernetes-list-type`
 //! and `-map-type` in CRD schemas, ratcheting inside lists, CRD version conversion (every served
 //! version has its own schema, objects are stored as written), the `/openapi` documents (use

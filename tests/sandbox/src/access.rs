@@ -45,7 +45,8 @@ const APPROVAL_POLICY: &str = include_str!("../../../operator/examples/approval-
 /// `postmortem` show, and approve or reject (patch) Remediations; the approval policy decides
 /// in whose name.
 fn responder_rbac() -> Vec<Value> {
-    let subjects: Vec<Value> = ["sre", APPROVERS].iter().map(|g| json!({"kind": "Group", "name": g, "apiGroup": "rbac.authorization.k8s.io"})).collect();
+    let subjects: Vec<Value> =
+        ["sre", APPROVERS].iter().map(|g| json!({"kind": "Group", "name": g, "apiGroup": "rbac.authorization.k8s.io"})).collect();
     vec![
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "salve-responder"},
             "rules": [
@@ -97,7 +98,12 @@ async fn create_all(client: &Client, what: &str, docs: Vec<Value>) -> Result<(),
         match api.create(&PostParams::default(), &obj).await {
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(e) => return Err(ClusterError::Install(format!("{what}: {} {}", obj.types.as_ref().map(|t| t.kind.clone()).unwrap_or_default(), obj.name_any()), e.to_string())),
+            Err(e) => {
+                return Err(ClusterError::Install(
+                    format!("{what}: {} {}", obj.types.as_ref().map(|t| t.kind.clone()).unwrap_or_default(), obj.name_any()),
+                    e.to_string(),
+                ));
+            }
         }
     }
     Ok(())

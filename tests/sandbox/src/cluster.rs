@@ -107,7 +107,8 @@ impl Cluster {
             .map_err(|e| ClusterError::Write(kubeconfig.display().to_string(), e))?;
         for (person, _) in access::PEOPLE {
             let path = person_kubeconfig(&opts.workdir, person);
-            std::fs::write(&path, fake.kubeconfig_yaml_as("default", person)).map_err(|e| ClusterError::Write(path.display().to_string(), e))?;
+            std::fs::write(&path, fake.kubeconfig_yaml_as("default", person))
+                .map_err(|e| ClusterError::Write(path.display().to_string(), e))?;
         }
         let client = client_as(&fake, "default", access::ADMIN).await?;
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());

@@ -93,11 +93,14 @@ async fn an_unknown_token_is_401_and_the_server_says_who_a_known_one_is() {
 
 /// A namespaced custom resource with a status subresource.
 async fn install_incidents(admin: &Client) {
-    create(admin, json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    create(
+        admin,
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": "incidents.salve.dev"},
         "spec": {"group": "salve.dev", "scope": "Namespaced", "names": {"plural": "incidents", "singular": "incident", "kind": "Incident"},
             "versions": [{"name": "v1alpha1", "served": true, "storage": true, "subresources": {"status": {}},
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}))
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}),
+    )
     .await
     .expect("crd");
 }
@@ -133,15 +136,20 @@ async fn rbac_allows_what_is_bound_and_refuses_the_rest_in_the_api_servers_words
 
     // A Role lets her patch incidents in shop, and nothing more: the status subresource is its
     // own resource, another namespace is another scope.
-    create(&admin, json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "incident-patcher", "namespace": "shop"},
-        "rules": [{"apiGroups": ["salve.dev"], "resources": ["incidents"], "verbs": ["patch"]}]}))
+    create(
+        &admin,
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "incident-patcher", "namespace": "shop"},
+        "rules": [{"apiGroups": ["salve.dev"], "resources": ["incidents"], "verbs": ["patch"]}]}),
+    )
     .await
     .expect("role");
     create(&admin, binding("RoleBinding", "alice-patches", "Role", "incident-patcher", json!({"kind": "User", "name": "alice"})))
         .await
         .expect("binding");
     incidents(&alice).patch("oms-down", &PatchParams::default(), &merge(json!({"spec": {"service": "ims"}}))).await.expect("patch allowed");
-    let e = api_error(incidents(&alice).patch_status("oms-down", &PatchParams::default(), &merge(json!({"status": {"phase": "Resolved"}}))).await);
+    let e = api_error(
+        incidents(&alice).patch_status("oms-down", &PatchParams::default(), &merge(json!({"status": {"phase": "Resolved"}}))).await,
+    );
     assert_eq!(
         e.message,
         r#"incidents.salve.dev "oms-down" is forbidden: User "alice" cannot patch resource "incidents/status" in API group "salve.dev" in the namespace "shop""#
@@ -157,16 +165,22 @@ async fn rbac_allows_what_is_bound_and_refuses_the_rest_in_the_api_servers_words
     );
 
     // A ClusterRole bound in one namespace, to a group; `*/status` is every status subresource.
-    create(&admin, json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "status-writer"},
+    create(
+        &admin,
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "status-writer"},
         "rules": [{"apiGroups": ["*"], "resources": ["*/status"], "verbs": ["patch"]},
-                  {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}))
+                  {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}),
+    )
     .await
     .expect("cluster role");
     create(&admin, binding("RoleBinding", "sre-status", "ClusterRole", "status-writer", json!({"kind": "Group", "name": "sre"})))
         .await
         .expect("binding");
     let bob = client_with(&fake, "bob").await;
-    incidents(&bob).patch_status("oms-down", &PatchParams::default(), &merge(json!({"status": {"phase": "Resolved"}}))).await.expect("status");
+    incidents(&bob)
+        .patch_status("oms-down", &PatchParams::default(), &merge(json!({"status": {"phase": "Resolved"}})))
+        .await
+        .expect("status");
     assert_eq!(api_error(incidents(&bob).patch("oms-down", &PatchParams::default(), &merge(json!({"spec": {}}))).await).code, 403);
     // pods get is not pods/log get.
     let e = api_error(Api::<Pod>::namespaced(bob.clone(), "shop").logs("web-0", &LogParams::default()).await);
@@ -210,7 +224,8 @@ async fn validating_admission_policies_deny_audit_and_fail_as_their_bindings_and
     // Admission applies to everyone, system:masters included.
     let e = api_error(configmaps("shop").create(&PostParams::default(), &config_map("a", "unsafe")).await);
     assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"));
-    let cause = "ValidatingAdmissionPolicy 'no-unsafe-mode' with binding 'no-unsafe-mode' denied request: mode unsafe is not for test-admin";
+    let cause =
+        "ValidatingAdmissionPolicy 'no-unsafe-mode' with binding 'no-unsafe-mode' denied request: mode unsafe is not for test-admin";
     assert_eq!(e.message, format!(r#"configmaps "a" is forbidden: {cause}"#));
     assert_eq!(e.details.expect("details").causes[0].message, cause);
     // A reason picks the code; no message means the expression is named.
@@ -228,17 +243,29 @@ async fn validating_admission_policies_deny_audit_and_fail_as_their_bindings_and
     assert!(configmaps("shop").get_opt("a").await.expect("get").is_none(), "the refused ConfigMap was not stored");
 
     // Audit only: admitted, recorded.
-    create(&admin, policy("no-debug", json!({"matchConstraints": rules, "validations": [{"expression": "object.data.mode != 'debug'", "message": "debug mode"}]})))
-        .await
-        .expect("policy");
+    create(
+        &admin,
+        policy(
+            "no-debug",
+            json!({"matchConstraints": rules, "validations": [{"expression": "object.data.mode != 'debug'", "message": "debug mode"}]}),
+        ),
+    )
+    .await
+    .expect("policy");
     create(&admin, policy_binding("no-debug-audit", "no-debug", &["Audit"])).await.expect("binding");
     configmaps("shop").create(&PostParams::default(), &config_map("e", "debug")).await.expect("audited, admitted");
     assert_eq!(fake.admission_audit(), ["ValidatingAdmissionPolicy 'no-debug' with binding 'no-debug-audit': debug mode"]);
 
     // An expression that cannot be evaluated: Fail refuses, Ignore admits.
     for (policy_name, failure_policy) in [("strict", "Fail"), ("lenient", "Ignore")] {
-        create(&admin, policy(policy_name, json!({"failurePolicy": failure_policy, "matchConstraints": rules,
-            "validations": [{"expression": "object.data.owner == 'platform'"}]})))
+        create(
+            &admin,
+            policy(
+                policy_name,
+                json!({"failurePolicy": failure_policy, "matchConstraints": rules,
+            "validations": [{"expression": "object.data.owner == 'platform'"}]}),
+            ),
+        )
         .await
         .expect("policy");
     }
@@ -269,9 +296,12 @@ impl Approvals {
             "rules": [{"apiGroups": ["salve.dev"], "resources": ["remediations", "remediations/status"], "verbs": ["get", "create", "patch"]}]}))
         .await
         .expect("role");
-        create(&admin, json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "remediation-writer"},
+        create(
+            &admin,
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "remediation-writer"},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "remediation-writer"},
-            "subjects": [{"kind": "Group", "name": "system:authenticated"}]}))
+            "subjects": [{"kind": "Group", "name": "system:authenticated"}]}),
+        )
         .await
         .expect("binding");
         fake.add_user("alice", "alice", &["sre"]);
@@ -290,9 +320,12 @@ impl Approvals {
     }
 
     async fn create(&self, c: &Client, name: &str, approval: Value) -> Result<DynamicObject, kube::Error> {
-        create(c, json!({"apiVersion": "salve.dev/v1alpha1", "kind": "Remediation", "metadata": {"name": name},
+        create(
+            c,
+            json!({"apiVersion": "salve.dev/v1alpha1", "kind": "Remediation", "metadata": {"name": name},
             "spec": {"incidentRef": "oms-down", "risk": "High", "rationale": "OOMKilled",
-                "action": {"kind": "SetDeploymentResources", "targetName": "oms", "memoryLimit": "512Mi"}, "approval": approval}}))
+                "action": {"kind": "SetDeploymentResources", "targetName": "oms", "memoryLimit": "512Mi"}, "approval": approval}}),
+        )
         .await
     }
 
@@ -327,10 +360,14 @@ async fn an_approval_is_accepted_only_in_the_name_of_the_user_who_writes_it() {
     // Bob approves as himself; Alice cannot change his feedback or take his approval away.
     t.decide(&bob, "fix", json!({"state": "Approved", "by": "bob"})).await.expect("bob approves");
     assert_eq!(api_error(t.decide(&alice, "fix", json!({"feedback": "not so fast"})).await).code, 422);
-    let e = api_error(Approvals::remediations(&alice).patch("fix", &PatchParams::default(), &Patch::Merge(json!({"spec": {"approval": null}}))).await);
+    let e = api_error(
+        Approvals::remediations(&alice).patch("fix", &PatchParams::default(), &Patch::Merge(json!({"spec": {"approval": null}}))).await,
+    );
     assert!(denial(&e).starts_with("spec.approval.by must be your own user name (alice)"), "{}", e.message);
     // Rejection is signed the same way.
-    t.decide(&alice, "fix", json!({"state": "Rejected", "by": "alice", "feedback": "memory is not the problem"})).await.expect("alice rejects");
+    t.decide(&alice, "fix", json!({"state": "Rejected", "by": "alice", "feedback": "memory is not the problem"}))
+        .await
+        .expect("alice rejects");
     let stored = Approvals::remediations(&t.admin).get("fix").await.expect("get");
     assert_eq!(stored.data["spec"]["approval"], json!({"state": "Rejected", "by": "alice", "feedback": "memory is not the problem"}));
 }
