@@ -47,7 +47,7 @@ async fn approve_is_signed_with_the_name_the_api_server_vouches_for_which_the_ap
     let bob = env.write_kubeconfig("bob", &env.fake.kubeconfig_yaml_as(NS, "bob-token"));
 
     // Bob cannot sign for Alice by hand: the approval policy refuses it, with its reason.
-    let forged = json!({"spec": {"approval": {"state": "Approved", "by": "alice"}}});
+    let forged = serde_json::json!({"spec": {"approval": {"state": "Approved", "by": "alice"}}});
     let kc = kube::config::Kubeconfig::read_from(&bob).expect("kubeconfig");
     let bob_client =
         kube::Client::try_from(kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("config")).expect("client");

@@ -352,7 +352,7 @@ fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
 /// that nothing changes between the check and the write. When a policy concerns the request,
 /// the write is first made as a dry run: its result is the `object` admission sees, as the
 /// real server admits the object it is about to store. `Err` is the refusal.
-fn admitted<F>(st: &AppState, t: &Target, user: &UserInfo, dry_run: bool, delete: bool, write: F) -> Result<(Value, Vec<String>), Response>
+fn admitted<F>(st: &AppState, t: &Target, user: &UserInfo, dry_run: bool, delete: bool, write: F) -> Result<(Value, Vec<String>), Box<Response>>
 where
     F: Fn(&mut Store, bool) -> Result<Value, StoreError>,
 {
@@ -381,7 +381,7 @@ where
     let candidates = admission::candidates(&s, &request);
     let mut warnings = Vec::new();
     if !candidates.is_empty() {
-        let new = if delete { None } else { Some(write(&mut s, true).map_err(store_error)?) };
+        let new = if delete { None } else { Some(write(&mut s, true).map_err(|e| Box::new(store_error(e)))?) };
         let new_name = new.as_ref().and_then(|o| o.pointer("/metadata/name")).and_then(Value::as_str).unwrap_or_default().to_string();
         if request.name.is_empty() {
             request.name = &new_name;
@@ -391,11 +391,11 @@ where
         if let Some(status) = outcome.denied {
             let code =
                 status["code"].as_u64().and_then(|c| StatusCode::from_u16(c as u16).ok()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
-            return Err(json_response(code, &status));
+            return Err(Box::new(json_response(code, &status)));
         }
         warnings = outcome.warnings;
     }
-    write(&mut s, dry_run).map(|v| (v, warnings)).map_err(store_error)
+    write(&mut s, dry_run).map(|v| (v, warnings)).map_err(|e| Box::new(store_error(e)))
 }
 
 /// `GET .../pods/{name}/log` with `container`, `previous`, `tailLines`, `sinceSeconds`,
@@ -505,12 +505,12 @@ fn dispatch(
         }
         (Method::POST, None) => match admitted(st, t, user, dry_run, false, |s, dry| s.create(&t.rt, ns, body.clone(), dry)) {
             Ok((obj, warnings)) => with_warnings(json_response(StatusCode::CREATED, &obj), &warnings),
-            Err(refused) => refused,
+            Err(refused) => *refused,
         },
         (Method::PUT, Some(name)) => {
             match admitted(st, t, user, dry_run, false, |s, dry| s.replace(&t.rt, ns, name, body.clone(), status_only, dry)) {
                 Ok((obj, warnings)) => with_warnings(json_response(StatusCode::OK, &obj), &warnings),
-                Err(refused) => refused,
+                Err(refused) => *refused,
             }
         }
         (Method::PATCH, Some(name)) => {
@@ -536,14 +536,14 @@ fn dispatch(
                 );
             }
             let manager = q.get("fieldManager");
-            let write = |s: &mut Store, dry: bool| s.patch(&t.rt, ns, name, kind.clone(), body, manager, status_only, dry);
+            let write = |s: &mut Store, dry: bool| s.patch(&t.rt, ns, name, kind, body, manager, status_only, dry);
             match admitted(st, t, user, dry_run, false, write) {
                 Ok((obj, warnings)) => with_warnings(json_response(StatusCode::OK, &obj), &warnings),
-                Err(refused) => refused,
+                Err(refused) => *refused,
             }
         }
         (Method::DELETE, Some(name)) => match DeleteOptions::parse(body, q.get("propagationPolicy"), dry_run)
-            .map_err(store_error)
+            .map_err(|e| Box::new(store_error(e)))
             .and_then(|opts| admitted(st, t, user, dry_run, true, |s, _| s.delete_with(&t.rt, ns, name, &opts)).map(|(obj, _)| obj))
         {
             Ok(obj)
@@ -557,7 +557,7 @@ fn dispatch(
                 &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                         "details": {"name": name, "kind": t.rt.plural, "uid": obj["metadata"]["uid"]}}),
             ),
-            Err(refused) => refused,
+            Err(refused) => *refused,
         },
         _ => status_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "verb not supported by the fake"),
     }
