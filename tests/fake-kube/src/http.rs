@@ -352,7 +352,14 @@ fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
 /// that nothing changes between the check and the write. When a policy concerns the request,
 /// the write is first made as a dry run: its result is the `object` admission sees, as the
 /// real server admits the object it is about to store. `Err` is the refusal.
-fn admitted<F>(st: &AppState, t: &Target, user: &UserInfo, dry_run: bool, delete: bool, write: F) -> Result<(Value, Vec<String>), Box<Response>>
+fn admitted<F>(
+    st: &AppState,
+    t: &Target,
+    user: &UserInfo,
+    dry_run: bool,
+    delete: bool,
+    write: F,
+) -> Result<(Value, Vec<String>), Box<Response>>
 where
     F: Fn(&mut Store, bool) -> Result<Value, StoreError>,
 {
