@@ -337,5 +337,17 @@ async fn on_call_lists_reads_approves_and_rejects_live_incidents_and_reads_the_p
     );
     let record = resolved.status.and_then(|s| s.post_mortem_ref).expect("post-mortem ConfigMap");
     assert_eq!(record, "ledger-down-postmortem");
+
+    // The operator ran as its ServiceAccount with exactly operator/examples/rbac.yaml (= the
+    // chart's RBAC): the whole story needed nothing that RBAC refused, and on-call as well.
+    let operator = format!("system:serviceaccount:{}:{}", access::OPERATOR_NAMESPACE, access::OPERATOR_SERVICE_ACCOUNT);
+    let requests = live.cluster.fake.requests();
+    assert!(requests.iter().any(|r| r.user == operator), "the operator made its requests as its ServiceAccount");
+    let refused: Vec<String> = requests
+        .iter()
+        .filter(|r| (r.user == operator || r.user == ONCALL) && matches!(r.status, 401 | 403))
+        .map(|r| format!("{} {} {} {}/{} -> {}", r.user, r.verb, r.path, r.group, r.resource, r.status))
+        .collect();
+    assert!(refused.is_empty(), "requests the example RBAC refused:\n{}", refused.join("\n"));
     live.stop().await;
 }
