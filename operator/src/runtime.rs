@@ -26,6 +26,7 @@ use crate::domain::post_mortem_store::PostMortemStore;
 use crate::kube::config_history::ConfigHistory;
 use crate::kube::leader::{LeaderElector, LeaseTiming};
 use crate::kube::recorder::Recorder;
+use crate::kube::write_gate::WriteGate;
 use crate::metrics::Metrics;
 
 /// Changes of the shared Remediation watch each controller may hold unread before the watch waits.
@@ -152,8 +153,19 @@ pub fn context_with_integrations(
     diagnoser: Arc<dyn Diagnoser>,
     integrations: Integrations,
 ) -> Result<Arc<Context>, RunError> {
+    build_context(client, args, metrics, diagnoser, integrations).map(Arc::new)
+}
+
+/// The context with an open write gate: a reconcile run outside leader election writes freely.
+fn build_context(
+    client: Client,
+    args: &RunArgs,
+    metrics: Metrics,
+    diagnoser: Arc<dyn Diagnoser>,
+    integrations: Integrations,
+) -> Result<Context, RunError> {
     let reporter = Reporter { controller: "salve-operator".into(), instance: Some(args.identity.clone()) };
-    Ok(Arc::new(Context {
+    Ok(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client,
         policy: args.policy()?,
@@ -166,7 +178,9 @@ pub fn context_with_integrations(
         github: args.github.client()?,
         unrecorded_diagnoses: Default::default(),
         remediation_cache: Default::default(),
-    }))
+        write_gate: WriteGate::open(),
+        starts: Default::default(),
+    })
 }
 
 /// Runs `main` the way every operator process starts: the tokio runtime, then the one TLS
@@ -206,7 +220,12 @@ pub async fn run_with_readiness(
 ) -> Result<(), RunError> {
     let metrics = Metrics::new()?;
     let integrations = Integrations::from_config(&args).await;
-    let ctx = context_with_integrations(client.clone(), &args, metrics.clone(), diagnoser(&args).await, integrations)?;
+    // The controllers run under leader election here: their writes follow the lease.
+    let ctx = Context {
+        write_gate: WriteGate::elected(),
+        ..build_context(client.clone(), &args, metrics.clone(), diagnoser(&args).await, integrations)?
+    };
+    let ctx = Arc::new(ctx);
     // Intake runs on every replica (idempotent writes), not only on the leader.
     let intake_routes = crate::intake::start(client.clone(), &args.intake, metrics.clone(), shutdown.clone()).await?;
     if let Some(listener) = listener {
@@ -229,7 +248,8 @@ pub async fn run_with_readiness(
         }
     });
     let timing = LeaseTiming::for_lease(Duration::from_secs(args.lease_seconds));
-    let elector = LeaderElector::new(client, &args.lease_namespace, &args.lease_name, &args.identity, timing);
+    let elector =
+        LeaderElector::new(client, &args.lease_namespace, &args.lease_name, &args.identity, timing).with_gate(ctx.write_gate.clone());
     let mut leading = elector.spawn(shutdown.clone());
     loop {
         // Standby: wait until we lead (or shut down).

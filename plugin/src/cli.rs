@@ -39,6 +39,8 @@ pub enum Command {
     Approve(ApproveArgs),
     /// Reject a remediation that is awaiting approval; the feedback goes into the next diagnosis.
     Reject(RejectArgs),
+    /// Take over a remediation's change yourself: Salve leaves it in place (no undo) and escalates.
+    Abandon(AbandonArgs),
     /// Score the incident's handling from 1 (useless) to 5 (perfect); recorded in the post-mortem.
     Score(ScoreArgs),
     /// Print the incident's post-mortem (the full record from its ConfigMap).
@@ -69,6 +71,11 @@ pub struct DescribeArgs {
 
 #[derive(Args, Debug)]
 pub struct ApproveArgs {
+    pub remediation: String,
+}
+
+#[derive(Args, Debug)]
+pub struct AbandonArgs {
     pub remediation: String,
 }
 

@@ -28,6 +28,8 @@ pub enum PluginError {
         "remediation {name:?} is not awaiting approval: its phase is {phase} (approval: {approval}); only a remediation in phase AwaitingApproval can be approved or rejected"
     )]
     NotAwaitingApproval { name: String, phase: String, approval: String },
+    #[error("remediation {name:?} is {phase}: there is no change in flight to abandon")]
+    NothingToAbandon { name: String, phase: String },
     #[error("a rejection needs feedback: say what was wrong with the proposal (--feedback TEXT); the next diagnosis reads it")]
     EmptyFeedback,
     #[error("incident {name:?} has no post-mortem yet (phase {phase}); it is written when the incident is Resolved or Escalated")]

@@ -115,6 +115,7 @@ fn kept_meta(meta: ObjectMeta) -> ObjectMeta {
         generation: meta.generation,
         creation_timestamp: meta.creation_timestamp,
         deletion_timestamp: meta.deletion_timestamp,
+        finalizers: meta.finalizers,
         owner_references: meta.owner_references,
         annotations: annotations.filter(|a| !a.is_empty()),
         ..ObjectMeta::default()

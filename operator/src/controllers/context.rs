@@ -15,6 +15,7 @@ use crate::domain::policy::Policy;
 use crate::domain::post_mortem_store::PostMortemStore;
 use crate::github::client::GithubClient;
 use crate::kube::config_history::ConfigHistory;
+use crate::kube::write_gate::WriteGate;
 use crate::metrics::Metrics;
 
 /// The settings the controllers read.
@@ -61,4 +62,8 @@ pub struct Context {
     /// instead of listing every Remediation, and terminal Incidents compare their post-mortem
     /// with it. Empty when no controller runs (then the policy lists, paged).
     pub remediation_cache: RemediationCache,
+    /// Whether this replica may still write as the leader (see `kube::write_gate`).
+    pub write_gate: WriteGate,
+    /// The starts this leader decided, for an exact hourly limit (see `starts`).
+    pub starts: super::starts::Starts,
 }

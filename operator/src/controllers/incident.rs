@@ -40,8 +40,9 @@ use crate::domain::signature::incident_signature;
 use crate::domain::simulation::PromptInputs;
 use crate::domain::time::{now_rfc3339, parse_time};
 use crate::kube::events::{self, PendingEvent};
+use crate::kube::policy_context::IncidentScope;
 use crate::kube::remediations::owned_remediations;
-use crate::kube::{evidence, policy_context, status};
+use crate::kube::{evidence, finalizer, policy_context, status};
 
 const CONTROLLER: &str = "incident";
 const MAX_TIMELINE: usize = 50;
@@ -68,13 +69,14 @@ pub enum Error {
     WriteStatus(#[source] kube::Error),
     #[error("illegal phase transition {0:?} -> {1:?}")]
     IllegalTransition(IncidentPhase, IncidentPhase),
+    #[error("this replica no longer leads: its lease ran out before the write")]
+    NotLeading,
 }
 
 impl Error {
     /// Errors that repeating the same request cannot fix: the API server rejected the content
     /// (400 Bad Request, 422 Invalid) or the state machine refuses the move.
     pub fn permanent_reason(&self) -> Option<&'static str> {
-        let rejected = |e: &kube::Error| matches!(e, kube::Error::Api(s) if s.code == 400 || s.code == 422);
         match self {
             Error::IllegalTransition(..) => Some(reason::ILLEGAL_TRANSITION),
             Error::Collect(e)
@@ -83,12 +85,8 @@ impl Error {
             | Error::ReadRemediations(e)
             | Error::ReadIncident(e)
             | Error::PostMortem(e)
-            | Error::WriteStatus(e)
-                if rejected(e) =>
-            {
-                Some(reason::REJECTED_BY_API_SERVER)
-            }
-            _ => None,
+            | Error::WriteStatus(e) => stalled::permanent_api_reason(e),
+            Error::Diagnose(_) | Error::NotLeading => None,
         }
     }
 }
@@ -138,6 +136,9 @@ fn wakes_owner(rem: &cache::CachedRemediation, incidents: &IncidentStore, ctx: &
 /// What the terminal branch of `reconcile_incident` would find to write, checked on the cache
 /// (keep the two in step): `true` when it would write nothing and publish nothing.
 fn terminal_in_step(inc: &Incident, copy: Option<RecordedCopy>, ctx: &Context) -> bool {
+    if finalizer::has(inc) && inc.metadata.deletion_timestamp.is_some() {
+        return false;
+    }
     let Some(st) = inc.status.as_ref().filter(|s| s.phase.is_terminal()) else { return false };
     if sync_notification_condition(inc, &mut st.clone(), &now_rfc3339()) {
         return false;
@@ -176,17 +177,26 @@ async fn stall(inc: &Incident, ctx: &Context, e: &Error) -> Result<(), Error> {
     let api: Api<Incident> = Api::namespaced(ctx.client.clone(), &inc.namespace().unwrap_or_default());
     let message = format!("{e}; fix the cause and edit the Incident to retry");
     let st = inc.status.clone().unwrap_or_default();
-    stalled::stall(&ctx.recorder, &api, inc, st, |s| &mut s.conditions, why, message).await.map_err(Error::WriteStatus)
+    stalled::stall_or_report(&ctx.recorder, &api, inc, st, |s| &mut s.conditions, why, message).await.map_err(Error::WriteStatus)
 }
 
 async fn reconcile_incident(inc: &Incident, ctx: &Context) -> Result<Action, Error> {
+    if !ctx.write_gate.may_write() {
+        return Err(Error::NotLeading);
+    }
     let ns = inc.namespace().unwrap_or_else(|| "default".into());
+    if inc.metadata.deletion_timestamp.is_some() {
+        return release_when_undone(inc, &ns, ctx).await;
+    }
     let key = format!("{ns}/{}", inc.name_any());
     let mut st = inc.status.clone().unwrap_or_default();
     // Status as data: the notifier's annotations say whether notifications get through.
     let notification_changed = sync_notification_condition(inc, &mut st, &now_rfc3339());
     let mut pending = Vec::new();
     let next = match st.phase {
+        // Nothing may change in a namespace the policy does not allow, and the operator's RBAC
+        // may not even let it look: one status write says so, and nothing else is tried.
+        IncidentPhase::Detected if !ctx.policy.allows_namespace(&ns) => Some(namespace_not_allowed(&ns)),
         IncidentPhase::Detected => Some(IncidentStep::new(IncidentPhase::Investigating, reason::INVESTIGATING, "collecting evidence")),
         IncidentPhase::Investigating => Some(investigate(inc, &ns, &mut st, ctx, &mut pending).await?),
         IncidentPhase::Diagnosed => Some(create_remediation(inc, &ns, &mut st, ctx).await?),
@@ -230,8 +240,11 @@ async fn reconcile_incident(inc: &Incident, ctx: &Context) -> Result<Action, Err
             Err(e) => tracing::warn!(incident = %key, error = %e, "post-mortem not written yet"),
         }
     }
+    if !ctx.write_gate.may_write() {
+        return Err(Error::NotLeading);
+    }
     let api: Api<Incident> = Api::namespaced(ctx.client.clone(), &ns);
-    status::apply_status(&api, inc, &st).await.map_err(Error::WriteStatus)?;
+    status::advance_status(&api, inc, &st).await.map_err(Error::WriteStatus)?;
     // Recorded: the answer is in status now, so the cache entry is no longer needed.
     if from == IncidentPhase::Investigating {
         forget_investigation(ctx, inc, st.attempts);
@@ -241,6 +254,24 @@ async fn reconcile_incident(inc: &Incident, ctx: &Context) -> Result<Action, Err
     pending.push(PendingEvent { warning: next.is_warning(), reason: next.reason, action: next.to.as_str(), note: next.message });
     events::publish_all(&ctx.recorder, &inc.object_ref(&()), pending).await;
     Ok(Action::requeue(Duration::from_secs(1)))
+}
+
+/// A deleted Incident goes once none of its Remediations holds an applied, unverified change
+/// (the Remediation controller undoes them when it sees the Incident going).
+async fn release_when_undone(inc: &Incident, ns: &str, ctx: &Context) -> Result<Action, Error> {
+    if !finalizer::has(inc) {
+        return Ok(Action::await_change());
+    }
+    let st = inc.status.clone().unwrap_or_default();
+    let remediations = owned_remediations(&ctx.client, ns, &st).await.map_err(Error::ReadRemediations)?;
+    let undoing = remediations.iter().filter(|r| finalizer::has(*r)).count();
+    if undoing > 0 {
+        tracing::info!(incident = %inc.name_any(), undoing, "incident deleted; waiting for its changes to be undone");
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    }
+    let api: Api<Incident> = Api::namespaced(ctx.client.clone(), ns);
+    finalizer::remove(&api, inc).await.map_err(Error::WriteStatus)?;
+    Ok(Action::await_change())
 }
 
 /// Sets the `NotificationDelivered` condition the notifier's annotations call for (a change of
@@ -289,14 +320,7 @@ async fn investigate(
         ));
     }
     if !ctx.policy.allows_namespace(ns) {
-        // Nothing may change here, and the operator's RBAC may not even let it look.
-        return Ok(IncidentStep::new(
-            IncidentPhase::Escalated,
-            reason::NAMESPACE_NOT_ALLOWED,
-            format!(
-                "namespace {ns} is not in the allowed namespaces (--allowed-namespaces / SALVE_ALLOWED_NAMESPACES); a person must handle it"
-            ),
-        ));
+        return Ok(namespace_not_allowed(ns));
     }
     let key = investigation_key(inc, st.attempts);
     let cached = ctx.unrecorded_diagnoses.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
@@ -314,7 +338,17 @@ async fn investigate(
         }
     };
     record_investigation(&investigation, st, pending);
-    judge(ns, st, ctx, investigation.diagnosis, pending).await
+    judge(inc, ns, st, ctx, investigation.diagnosis, pending).await
+}
+
+fn namespace_not_allowed(ns: &str) -> IncidentStep {
+    IncidentStep::new(
+        IncidentPhase::Escalated,
+        reason::NAMESPACE_NOT_ALLOWED,
+        format!(
+            "namespace {ns} is not in the allowed namespaces (--allowed-namespaces / SALVE_ALLOWED_NAMESPACES); a person must handle it"
+        ),
+    )
 }
 
 /// Evidence (Kubernetes, then AWS when configured), redacted and bounded, with what the
@@ -399,18 +433,45 @@ fn record_investigation(i: &Investigation, st: &mut IncidentStatus, pending: &mu
     }
 }
 
+/// The Incident as the policy sees it: its workload and the replicas its evidence recorded.
+fn scope<'a>(inc: &'a Incident, st: &IncidentStatus) -> IncidentScope<'a> {
+    IncidentScope {
+        kind: &inc.spec.target.kind,
+        name: &inc.spec.target.name,
+        replicas_before: st.evidence.as_ref().map(|e| e.desired_replicas),
+    }
+}
+
+/// The action with a restored ConfigMap value in full: a diagnosis reads bounded, redacted
+/// evidence, so the value it proposes may be cut or masked; what is written is the value the
+/// key really held, from the recorded history. A value not found there stays as proposed, and
+/// the policy refuses it when it is a cut or masked one.
+fn in_full(mut action: ProposedAction, ns: &str, ctx: &Context) -> ProposedAction {
+    if action.kind == ActionKind::SetConfigMapKey
+        && let (Some(key), Some(value)) = (action.key.as_deref(), action.value.as_deref())
+        && let Some(full) = ctx.history.recorded_previous(ns, &action.target_name, key, value)
+    {
+        action.value = Some(full);
+    }
+    action
+}
+
 /// The policy decides whether the proposed action may go ahead.
 async fn judge(
+    inc: &Incident,
     ns: &str,
     st: &mut IncidentStatus,
     ctx: &Context,
     diagnosis: Diagnosis,
     pending: &mut Vec<PendingEvent>,
 ) -> Result<IncidentStep, Error> {
-    let Some(action) = diagnosis.proposed_action else {
+    let Some(action) = diagnosis.proposed_action.clone().map(|a| in_full(a, ns, ctx)) else {
         return Ok(IncidentStep::new(IncidentPhase::Escalated, reason::NO_SAFE_ACTION, diagnosis.summary));
     };
-    let pctx = policy_context::gather(&ctx.client, ctx.remediation_cache.get().as_ref(), ns, &action, None).await.map_err(Error::Judge)?;
+    let cache = ctx.remediation_cache.get();
+    let pctx = policy_context::gather(&ctx.client, cache.as_ref(), &ctx.history, ns, &action, None, Some(scope(inc, st)))
+        .await
+        .map_err(Error::Judge)?;
     let now = now_rfc3339();
     match ctx.policy.evaluate(&action, &pctx) {
         Verdict::Refused { reason: why, message } => {
@@ -469,13 +530,15 @@ async fn create_remediation(inc: &Incident, ns: &str, st: &mut IncidentStatus, c
     let Some(diagnosis) = st.diagnosis.clone() else {
         return Ok(IncidentStep::new(IncidentPhase::Investigating, reason::REDIAGNOSE, "diagnosis missing"));
     };
-    let Some(action) = diagnosis.proposed_action.clone() else {
+    let Some(action) = diagnosis.proposed_action.clone().map(|a| in_full(a, ns, ctx)) else {
         return Ok(IncidentStep::new(IncidentPhase::Escalated, reason::NO_SAFE_ACTION, diagnosis.summary));
     };
     let attempt = st.attempts + 1;
     let name = remediation_name(&inc.name_any(), attempt);
-    let pctx =
-        policy_context::gather(&ctx.client, ctx.remediation_cache.get().as_ref(), ns, &action, Some(&name)).await.map_err(Error::Judge)?;
+    let cache = ctx.remediation_cache.get();
+    let pctx = policy_context::gather(&ctx.client, cache.as_ref(), &ctx.history, ns, &action, Some(&name), Some(scope(inc, st)))
+        .await
+        .map_err(Error::Judge)?;
     let (risk, auto) = match ctx.policy.evaluate(&action, &pctx) {
         Verdict::Allowed { risk, auto_approve, .. } => (risk, auto_approve),
         // The Remediation controller refuses it with a condition and an Event.
@@ -508,6 +571,11 @@ async fn create_remediation(inc: &Incident, ns: &str, st: &mut IncidentStatus, c
         },
         status: None,
     };
+    if !ctx.write_gate.may_write() {
+        return Err(Error::NotLeading);
+    }
+    // Before the change exists: deleting the Incident from now on waits for its undo.
+    finalizer::add(&Api::<Incident>::namespaced(ctx.client.clone(), ns), inc).await.map_err(Error::CreateRemediation)?;
     let api: Api<Remediation> = Api::namespaced(ctx.client.clone(), ns);
     match api.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &rem).await {
         Ok(_) => {}
@@ -530,7 +598,10 @@ async fn follow_remediation(ns: &str, st: &mut IncidentStatus, ctx: &Context) ->
     };
     let api: Api<Remediation> = Api::namespaced(ctx.client.clone(), ns);
     let Some(rem) = api.get_opt(&name).await.map_err(Error::ReadRemediations)? else {
-        return Ok(Some(IncidentStep::new(IncidentPhase::Investigating, reason::REDIAGNOSE, format!("remediation {name} was deleted"))));
+        // Someone removed it (after its undo, or abandoned): a person took this over, and
+        // another automatic change now would act behind their back.
+        let msg = format!("remediation {name} was deleted; a person took the incident over");
+        return Ok(Some(IncidentStep::new(IncidentPhase::Escalated, reason::REMEDIATION_DELETED, msg)));
     };
     let rs = rem.status.clone().unwrap_or_default();
     // A person's rejection in spec, or a reviewer's words on a closed pull request.
@@ -559,7 +630,7 @@ async fn follow_remediation(ns: &str, st: &mut IncidentStatus, ctx: &Context) ->
 pub fn error_policy(_obj: Arc<CachedIncident>, err: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.failures.with_label_values(&[CONTROLLER]).inc();
     tracing::warn!(error = %err, "incident reconcile failed");
-    Action::requeue(Duration::from_secs(2))
+    Action::requeue(super::retry::jittered(Duration::from_secs(2)))
 }
 
 /// Runs the controller until `shutdown`, filling `cached` (a store and its writer) from its watch.

@@ -9,5 +9,7 @@ pub mod context;
 pub mod incident;
 pub mod post_mortem;
 pub mod remediation;
+pub mod retry;
 pub mod settled;
 pub mod stalled;
+pub mod starts;

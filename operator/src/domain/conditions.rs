@@ -59,6 +59,15 @@ pub mod reason {
     pub const UNDONE: &str = "Undone";
     pub const ROLLED_BACK: &str = "RolledBack";
     pub const UNDO_FAILED: &str = "UndoFailed";
+    /// The target no longer holds what was applied (someone changed it since): neither verified
+    /// nor undone, so a person's newer change is never overwritten.
+    pub const CHANGED_SINCE_APPLIED: &str = "ChangedSinceApplied";
+    /// Deleted (or its Incident was) while the change was applied but not verified: undone first.
+    pub const DELETED_BEFORE_VERIFIED: &str = "DeletedBeforeVerified";
+    /// A person abandoned the change (`kubectl salve abandon`): left in place, not undone.
+    pub const ABANDONED: &str = "Abandoned";
+    /// The Incident's Remediation was deleted: a person took over.
+    pub const REMEDIATION_DELETED: &str = "RemediationDeleted";
     pub const NOTHING_TO_UNDO: &str = "NothingToUndo";
     // Pull requests
     pub const GITHUB_NOT_CONFIGURED: &str = "GitHubNotConfigured";
@@ -85,4 +94,9 @@ pub mod reason {
     pub const INVALID_OBJECT: &str = "InvalidObject";
     pub const ILLEGAL_TRANSITION: &str = "IllegalTransition";
     pub const REJECTED_BY_API_SERVER: &str = "RejectedByAPIServer";
+    /// The API server answered 403: the operator's RBAC does not cover the request. Repeating it
+    /// cannot help until someone grants it (or the object changes).
+    pub const FORBIDDEN: &str = "Forbidden";
+    /// The API server answered 404 for something the reconcile needs (a namespace, a target).
+    pub const NOT_FOUND: &str = "NotFound";
 }

@@ -42,6 +42,8 @@ pub struct RemediationReport {
 pub fn after_remediation(current: IncidentPhase, attempts: u32, max_attempts: u32, r: &RemediationReport) -> Option<IncidentStep> {
     use IncidentPhase::*;
     let name = &r.name;
+    let needs_person =
+        [reason::UNDO_FAILED, reason::CHANGED_SINCE_APPLIED, reason::ABANDONED].into_iter().find(|w| r.ready_reason.as_deref() == Some(*w));
     let step = match r.phase {
         RemediationPhase::Verifying if current == Remediating => {
             IncidentStep::new(Verifying, reason::VERIFYING, format!("{name} applied; verifying"))
@@ -57,6 +59,13 @@ pub fn after_remediation(current: IncidentPhase, attempts: u32, max_attempts: u3
         // A merged change that never rolled out needs a person, not another automatic attempt.
         RemediationPhase::Failed if r.ready_reason.as_deref() == Some(reason::ROLLOUT_TIMED_OUT) => {
             IncidentStep::new(Escalated, reason::ROLLOUT_TIMED_OUT, format!("{name}: {}", r.last_failure))
+        }
+        // The change could not be undone, or someone changed the target since: another
+        // automatic change would act on a state nobody has diagnosed.
+        // A person abandoned the change: they have taken the incident over.
+        RemediationPhase::Failed if needs_person.is_some() => {
+            let why = needs_person.unwrap_or(reason::UNDO_FAILED);
+            IncidentStep::new(Escalated, why, format!("{name}: {}; a person must decide", r.last_failure))
         }
         RemediationPhase::Failed if attempts >= max_attempts => {
             IncidentStep::new(Escalated, reason::ATTEMPTS_EXHAUSTED, format!("{name} failed and was undone: {}", r.last_failure))
@@ -103,6 +112,15 @@ mod tests {
     fn a_stuck_rollout_escalates_at_once() {
         let r = RemediationReport { ready_reason: Some(reason::ROLLOUT_TIMED_OUT.into()), ..report(RemediationPhase::Failed) };
         assert_eq!(after_remediation(IncidentPhase::Remediating, 1, 3, &r).map(|s| s.to), Some(IncidentPhase::Escalated));
+    }
+
+    #[test]
+    fn a_change_that_was_not_undone_escalates_instead_of_trying_another() {
+        for why in [reason::UNDO_FAILED, reason::CHANGED_SINCE_APPLIED, reason::ABANDONED] {
+            let r = RemediationReport { ready_reason: Some(why.into()), ..report(RemediationPhase::Failed) };
+            let step = after_remediation(IncidentPhase::Verifying, 1, 3, &r).expect("step");
+            assert_eq!((step.to, step.reason), (IncidentPhase::Escalated, why));
+        }
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! function of its inputs, so it is unit tested on fixtures and replayable offline.
 
 pub mod action;
+pub mod applied_state;
 pub mod approval;
+pub mod blast_radius;
 pub mod cloud_evidence;
 pub mod conditions;
 pub mod config_visibility;

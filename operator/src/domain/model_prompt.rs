@@ -103,6 +103,8 @@ pub fn tool_schema() -> Value {
     if let Some(o) = action.as_object_mut() {
         o.remove("$schema");
         o.remove("title");
+        // What `parse_answer` enforces, said to the model too.
+        o.insert("additionalProperties".into(), Value::Bool(false));
     }
     json!({
         "type": "object",
@@ -159,15 +161,16 @@ const MAX_CITED: usize = 20;
 /// controller, for every diagnoser alike.
 pub fn parse_answer(input: &Value, diagnosis_input: &DiagnosisInput) -> Result<ModelAnswer, AnswerError> {
     // ProposedAction tolerates unknown fields (CRD evolution); a model answer may not smuggle any.
+    // The fields allowed are read from the tool schema the model was given: one definition.
     if let Some(Value::Object(a)) = input.get("proposed_action") {
-        const KNOWN: [&str; 11] =
-            ["kind", "targetName", "key", "value", "container", "memoryLimit", "replicas", "revision", "repository", "files", "title"];
-        if let Some(extra) = a.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        let schema = tool_schema();
+        let action = &schema["properties"]["proposed_action"];
+        if let Some(extra) = a.keys().find(|k| action["properties"].get(k.as_str()).is_none()) {
             return Err(AnswerError::Schema(format!("unknown action field {extra:?}")));
         }
-        const KNOWN_FILE: [&str; 3] = ["path", "search", "replace"];
+        let file = &action["$defs"]["FileChange"]["properties"];
         let files = a.get("files").and_then(Value::as_array).into_iter().flatten();
-        if let Some(extra) = files.filter_map(Value::as_object).flat_map(|f| f.keys()).find(|k| !KNOWN_FILE.contains(&k.as_str())) {
+        if let Some(extra) = files.filter_map(Value::as_object).flat_map(|f| f.keys()).find(|k| file.get(k.as_str()).is_none()) {
             return Err(AnswerError::Schema(format!("unknown file change field {extra:?}")));
         }
     }
@@ -299,6 +302,25 @@ mod tests {
         assert_eq!(parse_answer(&bad_conf, &i), Err(AnswerError::Confidence(7.0)));
         let no_replicas = json!({"root_cause_category": "Code_Bug", "summary": "x", "confidence": 0.5, "proposed_action": {"kind": "Scale", "targetName": "oms"}});
         assert!(matches!(parse_answer(&no_replicas, &i), Err(AnswerError::Action(_))));
+    }
+
+    /// The answer check and the tool schema are one definition: every action field the model is
+    /// offered is accepted (CPU and ephemeral-storage limits were once refused), and the schema
+    /// tells the model that nothing else is.
+    #[test]
+    fn every_field_the_schema_offers_is_accepted() {
+        let schema = tool_schema();
+        let action = &schema["properties"]["proposed_action"];
+        assert_eq!(action["additionalProperties"], json!(false));
+        let offered: Vec<&String> = action["properties"].as_object().expect("properties").keys().collect();
+        for field in ["cpuLimit", "ephemeralStorageLimit", "memoryLimit", "files"] {
+            assert!(offered.iter().any(|f| f.as_str() == field), "{field} not offered");
+        }
+        let v = json!({"root_cause_category": "Resource_Limit", "summary": "throttled", "confidence": 0.7,
+            "proposed_action": {"kind": "SetDeploymentResources", "targetName": "oms", "container": "oms",
+                                "cpuLimit": "1", "ephemeralStorageLimit": "2Gi"}});
+        let a = parse_answer(&v, &DiagnosisInput::default()).expect("fields of the schema are accepted");
+        assert_eq!(a.proposed_action.and_then(|a| a.cpu_limit).as_deref(), Some("1"));
     }
 
     #[test]

@@ -111,7 +111,8 @@ impl RemediationPhase {
                 | (Applying, Verifying | AwaitingMerge | RollingBack | Failed)
                 | (AwaitingMerge, RollingOut | Rejected | Failed)
                 | (RollingOut, Verifying | RollingBack | Failed)
-                | (Verifying, Succeeded | RollingBack)
+                // Failed straight from Verifying: abandoned by a person, the change left in place.
+                | (Verifying, Succeeded | RollingBack | Failed)
                 | (RollingBack, Failed)
         )
     }

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::action::{ActionKind, ProposedAction, Risk};
+use super::blast_radius::{BlastRadius, looks_bounded};
 use super::quantity::{parse_bytes, parse_millicores};
 
 #[derive(Clone, Debug)]
@@ -116,6 +117,11 @@ pub struct PolicyContext {
     pub started_last_hour: u32,
     /// Another remediation for the same target is in flight.
     pub other_in_flight_for_target: bool,
+    /// What the Incident is about; `None` when its Incident cannot be found.
+    pub radius: Option<BlastRadius>,
+    /// SetConfigMapKey: the value is one the key held before, known in full from the recorded
+    /// history (a restore). Any other value is a new setting, which a person must approve.
+    pub value_recorded: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,6 +135,9 @@ impl Verdict {
         matches!(self, Self::Allowed { .. })
     }
 }
+
+/// The reason of a refusal for a target the Incident is not about.
+pub const OUTSIDE_BLAST_RADIUS: &str = "OutsideBlastRadius";
 
 fn refuse(reason: &'static str, message: String) -> Verdict {
     Verdict::Refused { reason, message }
@@ -160,8 +169,41 @@ impl Policy {
         if !ctx.target_exists {
             return refuse("TargetNotFound", format!("target {} does not exist", action.target()));
         }
+        if action.kind != ActionKind::PullRequest {
+            let Some(radius) = &ctx.radius else {
+                return refuse(OUTSIDE_BLAST_RADIUS, format!("{} has no Incident to tie it to", action.target()));
+            };
+            if let Some(why) = radius.refusal(action) {
+                return refuse(OUTSIDE_BLAST_RADIUS, why);
+            }
+            if radius.workload_labels.get(&self.protected_label).map(String::as_str) == Some("true") {
+                let workload = format!("{}/{}", radius.workload_kind, radius.workload_name);
+                return refuse("ProtectedResource", format!("{workload} carries label {}=true", self.protected_label));
+            }
+            if let Some(r) = action.replicas.filter(|_| action.kind == ActionKind::Scale)
+                && r < radius.replica_floor()
+            {
+                return refuse(
+                    "OutOfBounds",
+                    format!(
+                        "replicas {r} are fewer than the {} the workload ran before the incident (Salve never scales in, nor to 0)",
+                        radius.replica_floor()
+                    ),
+                );
+            }
+        }
         if ctx.target_labels.get(&self.protected_label).map(String::as_str) == Some("true") {
             return refuse("ProtectedResource", format!("{} carries label {}=true", action.target(), self.protected_label));
+        }
+        if action.kind == ActionKind::SetConfigMapKey && !ctx.value_recorded && action.value.as_deref().is_some_and(looks_bounded) {
+            return refuse(
+                "ValueNotKnownInFull",
+                format!(
+                    "the value for {} key {} is cut or redacted evidence, not a value known in full",
+                    action.target(),
+                    action.key.as_deref().unwrap_or("?")
+                ),
+            );
         }
         if let Some(r) = action.replicas
             && r > self.max_replicas
@@ -211,7 +253,15 @@ impl Policy {
             );
         }
         let risk = Risk::of(action.kind);
-        Verdict::Allowed { auto_approve: self.max_auto_approve_risk.is_some_and(|max| risk <= max), dry_run: self.dry_run, risk }
+        // Low risk only as what the rules mean by it: restoring a value the key held, and
+        // adding replicas. A new value or fewer replicas than now is a person's call.
+        let person_needed = match action.kind {
+            ActionKind::SetConfigMapKey => !ctx.value_recorded,
+            ActionKind::Scale => ctx.radius.as_ref().is_some_and(|r| action.replicas.is_some_and(|n| n < r.replicas_now)),
+            _ => false,
+        };
+        let auto_approve = !person_needed && self.max_auto_approve_risk.is_some_and(|max| risk <= max);
+        Verdict::Allowed { auto_approve, dry_run: self.dry_run, risk }
     }
 }
 
@@ -220,7 +270,15 @@ mod tests {
     use super::*;
 
     fn ctx() -> PolicyContext {
-        PolicyContext { namespace: "shop".into(), target_exists: true, ..Default::default() }
+        let radius = BlastRadius {
+            workload_kind: "Deployment".into(),
+            workload_name: "d".into(),
+            config_maps: ["cfg".to_string()].into_iter().collect(),
+            replicas_before: Some(2),
+            replicas_now: 2,
+            ..Default::default()
+        };
+        PolicyContext { namespace: "shop".into(), target_exists: true, radius: Some(radius), value_recorded: true, ..Default::default() }
     }
 
     fn restore() -> ProposedAction {
@@ -363,6 +421,54 @@ mod tests {
         let mut c = ctx();
         c.started_last_hour = 10;
         assert_eq!(reason(p.evaluate(&pull_request("apps/a.yaml"), &c)), "RateLimited");
+    }
+
+    /// A model steered by a log line, or a person's Remediation, cannot reach past the Incident:
+    /// another Deployment, another ConfigMap (another incident's post-mortem), or a Remediation
+    /// whose Incident is gone.
+    #[test]
+    fn targets_outside_the_blast_radius_are_refused() {
+        let mut other = ProposedAction::new(ActionKind::Scale, "payments");
+        other.replicas = Some(3);
+        assert_eq!(reason(Policy::default().evaluate(&other, &ctx())), OUTSIDE_BLAST_RADIUS);
+        let mut pm = restore();
+        pm.target_name = "inc-7-postmortem".into();
+        assert_eq!(reason(Policy::default().evaluate(&pm, &ctx())), OUTSIDE_BLAST_RADIUS);
+        let orphan = PolicyContext { radius: None, ..ctx() };
+        assert_eq!(reason(Policy::default().evaluate(&restore(), &orphan)), OUTSIDE_BLAST_RADIUS);
+    }
+
+    #[test]
+    fn scale_never_goes_below_the_replicas_before_the_incident_and_scaling_in_waits_for_a_person() {
+        let mut a = ProposedAction::new(ActionKind::Scale, "d");
+        a.replicas = Some(0);
+        assert_eq!(reason(Policy::default().evaluate(&a, &ctx())), "OutOfBounds");
+        a.replicas = Some(1);
+        assert_eq!(reason(Policy::default().evaluate(&a, &ctx())), "OutOfBounds", "2 ran before the incident");
+        a.replicas = Some(3);
+        assert!(matches!(Policy::default().evaluate(&a, &ctx()), Verdict::Allowed { auto_approve: true, .. }));
+        // Scaled out by hand during the incident: back to what ran before is allowed, not automatic.
+        let mut c = ctx();
+        c.radius.as_mut().expect("radius").replicas_now = 5;
+        assert!(matches!(Policy::default().evaluate(&a, &c), Verdict::Allowed { auto_approve: false, .. }));
+    }
+
+    #[test]
+    fn a_config_value_that_is_not_a_recorded_one_waits_for_a_person_and_a_cut_one_is_never_written() {
+        let new_value = PolicyContext { value_recorded: false, ..ctx() };
+        assert!(matches!(Policy::default().evaluate(&restore(), &new_value), Verdict::Allowed { auto_approve: false, .. }));
+        let mut cut = restore();
+        cut.value = Some(format!("{}…", "x".repeat(1024)));
+        assert_eq!(reason(Policy::default().evaluate(&cut, &new_value)), "ValueNotKnownInFull");
+        cut.value = Some("url=postgres://app:[REDACTED]@db/shop".into());
+        assert_eq!(reason(Policy::default().evaluate(&cut, &new_value)), "ValueNotKnownInFull");
+    }
+
+    #[test]
+    fn a_protected_workload_is_not_touched_through_what_it_reads() {
+        let mut c = ctx();
+        c.radius.as_mut().expect("radius").workload_labels.insert("salve.dev/protected".into(), "true".into());
+        assert_eq!(reason(Policy::default().evaluate(&restore(), &c)), "ProtectedResource");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::evidence::{REVISION_ANNOTATION, owned_replica_sets};
 use crate::crd::{FIELD_MANAGER, Snapshot};
 use crate::domain::action::{ActionKind, ProposedAction};
+use crate::domain::applied_state::holds;
 use crate::domain::undo::{Before, UndoError, container_name, resource_limits, undo_patch};
 
 pub use crate::domain::undo::RESTART_ANNOTATION;
@@ -200,6 +201,22 @@ async fn replace_template(client: &Client, ns: &str, name: &str, template: Value
         serde_json::from_value(serde_json::json!([{"op": "replace", "path": "/spec/template", "value": template}]))
             .map_err(|e| ActionError::Invalid(e.to_string()))?;
     Ok(Api::<Deployment>::namespaced(client.clone(), ns).patch(name, pp, &Patch::<()>::Json(ops)).await?)
+}
+
+/// Whether `target` (`Kind/name`) still holds `applied` (see `domain::applied_state`); a
+/// target that is gone holds nothing.
+pub async fn still_holds(client: &Client, ns: &str, target: &str, applied: &Value) -> Result<bool, ActionError> {
+    let (kind, name) = target.split_once('/').ok_or_else(|| ActionError::BadSnapshot(target.to_string()))?;
+    let live = match kind {
+        "ConfigMap" => Api::<ConfigMap>::namespaced(client.clone(), ns).get_opt(name).await?.map(serde_json::to_value),
+        "Deployment" => Api::<Deployment>::namespaced(client.clone(), ns).get_opt(name).await?.map(serde_json::to_value),
+        "HorizontalPodAutoscaler" => {
+            Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns).get_opt(name).await?.map(serde_json::to_value)
+        }
+        other => return Err(ActionError::BadSnapshot(format!("unknown kind {other}"))),
+    };
+    let live = live.transpose().map_err(|e| ActionError::Invalid(e.to_string()))?;
+    Ok(live.is_some_and(|l| holds(&l, applied)))
 }
 
 /// Puts the snapshot back (merge patch for ConfigMaps, strategic merge for Deployments, so

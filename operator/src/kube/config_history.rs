@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 
+use crate::domain::blast_radius::is_shown_form_of;
 use crate::domain::evidence::ConfigChange;
 
 const MAX_CHANGES_PER_MAP: usize = 20;
@@ -67,6 +68,22 @@ impl ConfigHistory {
     pub fn changes(&self, namespace: &str, name: &str) -> Vec<ConfigChange> {
         let map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         map.get(&(namespace.to_string(), name.to_string())).map(|e| e.changes.clone()).unwrap_or_default()
+    }
+
+    /// The full value `key` of ConfigMap `name` held before a recorded change, whose shown form
+    /// (bounded, redacted evidence) or full form is `shown`; the newest such change wins. `None`
+    /// when no recorded value matches: then the value is not known in full and is not written.
+    pub fn recorded_previous(&self, namespace: &str, name: &str, key: &str, shown: &str) -> Option<String> {
+        let map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = map.get(&(namespace.to_string(), name.to_string()))?;
+        entry
+            .changes
+            .iter()
+            .rev()
+            .filter(|c| c.key == key)
+            .filter_map(|c| c.previous.as_deref())
+            .find(|full| is_shown_form_of(shown, full))
+            .map(str::to_string)
     }
 
     /// Watches all ConfigMaps until the stream ends; errors are retried with backoff.

@@ -26,6 +26,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::write_gate::WriteGate;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LeaderError {
     #[error(transparent)]
@@ -118,6 +120,8 @@ pub struct LeaderElector {
     name: String,
     identity: String,
     timing: LeaseTiming,
+    /// Opened by each successful renewal until its renew deadline, closed when leadership ends.
+    gate: WriteGate,
 }
 
 fn is_conflict(e: &kube::Error) -> bool {
@@ -126,7 +130,13 @@ fn is_conflict(e: &kube::Error) -> bool {
 
 impl LeaderElector {
     pub fn new(client: Client, namespace: &str, name: &str, identity: &str, timing: LeaseTiming) -> Self {
-        Self { api: Api::namespaced(client, namespace), name: name.into(), identity: identity.into(), timing }
+        Self { api: Api::namespaced(client, namespace), name: name.into(), identity: identity.into(), timing, gate: WriteGate::open() }
+    }
+
+    /// Keeps `gate` open only while this replica's leadership is renewed.
+    pub fn with_gate(mut self, gate: WriteGate) -> Self {
+        self.gate = gate;
+        self
     }
 
     fn spec(&self, now: Timestamp, transitions: i32, acquire: Option<MicroTime>) -> LeaseSpec {
@@ -201,8 +211,13 @@ impl LeaderElector {
             let mut seen = Observation::default();
             loop {
                 let leading_before = *tx.borrow();
+                // Counted from before the request: the lease may have been renewed as early as this.
+                let sent = Instant::now();
                 let leading = match self.try_acquire_or_renew(&mut seen).await {
-                    Ok(true) => true,
+                    Ok(true) => {
+                        self.gate.renewed_until((sent + self.timing.renew_deadline).into_std());
+                        true
+                    }
                     Ok(false) | Err(_) if leading_before => {
                         let still = seen.still_leading(Instant::now(), self.timing.renew_deadline);
                         if still {
@@ -218,6 +233,9 @@ impl LeaderElector {
                         false
                     }
                 };
+                if !leading {
+                    self.gate.close();
+                }
                 if leading_before != leading {
                     tracing::info!(identity = %self.identity, leading, "leadership changed");
                 }
@@ -227,6 +245,7 @@ impl LeaderElector {
                     _ = shutdown.cancelled() => break,
                 }
             }
+            self.gate.close();
             if *tx.borrow() {
                 self.release().await;
             }

@@ -3,9 +3,11 @@
 //! writes, Events and leader election.
 
 pub mod actions;
+pub mod claim;
 pub mod config_history;
 pub mod events;
 pub mod evidence;
+pub mod finalizer;
 pub mod health;
 pub mod leader;
 pub mod policy_context;
@@ -15,3 +17,4 @@ pub mod restart;
 pub mod status;
 pub mod surroundings;
 pub mod workload;
+pub mod write_gate;

@@ -1,4 +1,5 @@
-//! Gathers the facts the pure policy needs: target labels, the hourly count, in-flight work.
+//! Gathers the facts the pure policy needs: target labels, the Incident's blast radius, whether
+//! a ConfigMap value is a recorded one, the hourly count, in-flight work.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -7,21 +8,85 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::ListParams;
 use kube::{Api, Client, Resource, ResourceExt};
 
+use super::config_history::ConfigHistory;
+use super::workload::{self, WorkloadError};
 use crate::controllers::cache::{PAGE_SIZE, RemediationStore};
 use crate::crd::{Remediation, RemediationStatus};
 use crate::domain::action::{ActionKind, ProposedAction};
+use crate::domain::blast_radius::BlastRadius;
 use crate::domain::phase::RemediationPhase;
+use crate::domain::pod_template::references;
 use crate::domain::policy::PolicyContext;
 
+/// The Incident a decision is made for: its workload, and the replicas its evidence recorded
+/// before any remediation.
+#[derive(Clone, Copy, Debug)]
+pub struct IncidentScope<'a> {
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub replicas_before: Option<i32>,
+}
+
+/// What the Incident's workload reaches now (its pod template's ConfigMaps, the autoscalers
+/// that scale it). A workload that is gone reaches nothing.
+async fn blast_radius(client: &Client, ns: &str, scope: IncidentScope<'_>) -> Result<BlastRadius, kube::Error> {
+    let mut radius = BlastRadius {
+        workload_kind: scope.kind.to_string(),
+        workload_name: scope.name.to_string(),
+        replicas_before: scope.replicas_before,
+        ..Default::default()
+    };
+    let w = match workload::resolve(client, ns, scope.kind, scope.name).await {
+        Ok(w) => w,
+        Err(WorkloadError::Kube(e)) => return Err(e),
+        Err(_) => return Ok(radius),
+    };
+    radius.workload_labels = w.labels.clone();
+    radius.replicas_now = w.desired;
+    radius.config_maps = w
+        .template
+        .spec
+        .as_ref()
+        .map(references)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.kind == "ConfigMap")
+        .map(|r| r.name)
+        .collect();
+    let hpas = Api::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await?;
+    radius.autoscalers = hpas
+        .items
+        .iter()
+        .filter(|h| h.spec.scale_target_ref.kind == scope.kind && h.spec.scale_target_ref.name == scope.name)
+        .map(|h| h.name_any())
+        .collect();
+    Ok(radius)
+}
+
 /// `remediations`: the controllers' Remediation cache when they run; without it, every
-/// Remediation is listed (paged).
+/// Remediation is listed (paged). `scope`: the Incident; `None` when it cannot be found, and
+/// then nothing but a pull request is inside any blast radius.
 pub async fn gather(
     client: &Client,
     remediations: Option<&RemediationStore>,
+    history: &ConfigHistory,
     ns: &str,
     action: &ProposedAction,
     this_remediation: Option<&str>,
+    scope: Option<IncidentScope<'_>>,
 ) -> Result<PolicyContext, kube::Error> {
+    let radius = match scope {
+        Some(scope) if action.kind != ActionKind::PullRequest => Some(blast_radius(client, ns, scope).await?),
+        _ => None,
+    };
+    let value_recorded = match (action.kind, action.key.as_deref(), action.value.as_deref()) {
+        (ActionKind::SetConfigMapKey, Some(key), Some(value)) => {
+            history.recorded_previous(ns, &action.target_name, key, value).as_deref() == Some(value)
+        }
+        _ => false,
+    };
     let labels = match action.kind {
         ActionKind::SetConfigMapKey => {
             Api::<ConfigMap>::namespaced(client.clone(), ns).get_opt(&action.target_name).await?.map(|o| o.labels().clone())
@@ -85,6 +150,8 @@ pub async fn gather(
         target_labels: labels.unwrap_or_default(),
         started_last_hour: started,
         other_in_flight_for_target: busy,
+        radius,
+        value_recorded,
     })
 }
 
@@ -135,12 +202,16 @@ mod tests {
         let action: ProposedAction =
             serde_json::from_value(json!({"kind": "PullRequest", "targetName": "shop-gitops", "repository": "acme/shop"})).expect("action");
 
-        let ctx = gather(&client, Some(&store), "shop", &action, Some("this-one")).await.expect("no request needed");
+        let ctx = gather(&client, Some(&store), &ConfigHistory::default(), "shop", &action, Some("this-one"), None)
+            .await
+            .expect("no request needed");
         assert_eq!(ctx.started_last_hour, 2, "recent + in flight elsewhere; not the old one, this one or the garbled one");
         assert!(!ctx.other_in_flight_for_target, "the only other in-flight one is in another namespace");
 
         writer.apply_watcher_event(&watcher::Event::Apply(cached("rolling-out", "shop", "acme/shop", "RollingOut", ago(1))));
-        let ctx = gather(&client, Some(&store), "shop", &action, Some("this-one")).await.expect("no request needed");
+        let ctx = gather(&client, Some(&store), &ConfigHistory::default(), "shop", &action, Some("this-one"), None)
+            .await
+            .expect("no request needed");
         assert_eq!(ctx.started_last_hour, 3);
         assert!(ctx.other_in_flight_for_target, "another Remediation is changing the same repository");
     }

@@ -34,6 +34,8 @@ pub struct Workload {
     pub desired: i32,
     pub ready: i32,
     pub unavailable: i32,
+    /// The workload object's own labels (the policy's protected label is read from them).
+    pub labels: std::collections::BTreeMap<String, String>,
     /// The Deployment itself, for its ReplicaSet revisions.
     pub deployment: Option<Deployment>,
 }
@@ -53,10 +55,11 @@ fn not_found(kind: &str, name: &str) -> WorkloadError {
 }
 
 pub async fn resolve(client: &Client, ns: &str, kind: &str, name: &str) -> Result<Workload, WorkloadError> {
-    let base = |template: PodTemplateSpec, pods_by: PodsBy, uid: Option<String>| Workload {
+    let base = |template: PodTemplateSpec, pods_by: PodsBy, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| Workload {
         kind: kind.to_string(),
         name: name.to_string(),
-        uid: uid.unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        labels: meta.labels.clone().unwrap_or_default(),
         template,
         pods_by,
         desired: 0,
@@ -68,7 +71,7 @@ pub async fn resolve(client: &Client, ns: &str, kind: &str, name: &str) -> Resul
         "Deployment" => {
             let d = Api::<Deployment>::namespaced(client.clone(), ns).get_opt(name).await?.ok_or_else(|| not_found(kind, name))?;
             let st = d.status.clone().unwrap_or_default();
-            let mut w = base(d.spec.template.clone(), PodsBy::Selector(selector_query(&d.spec.selector)), d.uid());
+            let mut w = base(d.spec.template.clone(), PodsBy::Selector(selector_query(&d.spec.selector)), &d.metadata);
             w.desired = d.spec.replicas.unwrap_or(1);
             w.ready = st.ready_replicas.unwrap_or(0);
             w.unavailable = st.unavailable_replicas.unwrap_or(0);
@@ -79,7 +82,7 @@ pub async fn resolve(client: &Client, ns: &str, kind: &str, name: &str) -> Resul
             let s = Api::<StatefulSet>::namespaced(client.clone(), ns).get_opt(name).await?.ok_or_else(|| not_found(kind, name))?;
             let st = s.status.clone().unwrap_or_default();
             let spec = s.spec.clone();
-            let mut w = base(spec.template.clone(), PodsBy::Selector(selector_query(&spec.selector)), s.uid());
+            let mut w = base(spec.template.clone(), PodsBy::Selector(selector_query(&spec.selector)), &s.metadata);
             w.desired = spec.replicas.unwrap_or(1);
             w.ready = st.ready_replicas.unwrap_or(0);
             w.unavailable = (w.desired - w.ready).max(0);
@@ -89,7 +92,7 @@ pub async fn resolve(client: &Client, ns: &str, kind: &str, name: &str) -> Resul
             let d = Api::<DaemonSet>::namespaced(client.clone(), ns).get_opt(name).await?.ok_or_else(|| not_found(kind, name))?;
             let st = d.status.clone().unwrap_or_default();
             let spec = d.spec.clone();
-            let mut w = base(spec.template.clone(), PodsBy::Selector(selector_query(&spec.selector)), d.uid());
+            let mut w = base(spec.template.clone(), PodsBy::Selector(selector_query(&spec.selector)), &d.metadata);
             w.desired = st.desired_number_scheduled;
             w.ready = st.number_ready;
             w.unavailable = st.number_unavailable.unwrap_or(0);
@@ -100,7 +103,7 @@ pub async fn resolve(client: &Client, ns: &str, kind: &str, name: &str) -> Resul
             let spec = j.spec.clone().unwrap_or_default();
             let st = j.status.clone().unwrap_or_default();
             // Every pod of a Job carries `job-name` (and `batch.kubernetes.io/job-name`).
-            let mut w = base(spec.template.clone(), PodsBy::Jobs(vec![name.to_string()]), j.uid());
+            let mut w = base(spec.template.clone(), PodsBy::Jobs(vec![name.to_string()]), &j.metadata);
             w.desired = spec.parallelism.unwrap_or(1);
             w.ready = st.ready.unwrap_or(0);
             w.unavailable = st.failed.unwrap_or(0);
@@ -121,7 +124,7 @@ pub async fn resolve(client: &Client, ns: &str, kind: &str, name: &str) -> Resul
             let names: Vec<String> = jobs.iter().rev().take(3).map(|j| j.name_any()).collect();
             let failed = jobs.iter().rev().take(3).map(|j| j.status.as_ref().and_then(|s| s.failed).unwrap_or(0)).sum();
             let template = c.spec.job_template.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
-            let mut w = base(template, PodsBy::Jobs(names), c.uid());
+            let mut w = base(template, PodsBy::Jobs(names), &c.metadata);
             w.desired = 1;
             w.unavailable = failed;
             w
@@ -134,7 +137,7 @@ pub async fn resolve(client: &Client, ns: &str, kind: &str, name: &str) -> Resul
                 .and_then(|s| s.conditions.as_ref())
                 .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
             let template = PodTemplateSpec { metadata: Some(p.metadata.clone()), spec: p.spec.clone() };
-            let mut w = base(template, PodsBy::Name(name.to_string()), p.uid());
+            let mut w = base(template, PodsBy::Name(name.to_string()), &p.metadata);
             w.desired = 1;
             w.ready = i32::from(ready);
             w.unavailable = 1 - w.ready;

@@ -25,3 +25,4 @@ mod reconcile_steps;
 mod replay;
 mod scenarios;
 mod status_first;
+mod trust;

@@ -1,5 +1,6 @@
 //! One file per subcommand. Each returns the process exit code on success.
 
+pub mod abandon;
 pub mod decide;
 pub mod describe;
 pub mod list;
@@ -18,6 +19,7 @@ pub async fn run(cli: Cli) -> Result<i32, PluginError> {
         Command::Describe(a) => describe::run(&cluster, &a).await,
         Command::Approve(a) => decide::run(&cluster, &a.remediation, decide::Decision::Approve).await,
         Command::Reject(a) => decide::run(&cluster, &a.remediation, decide::Decision::Reject { feedback: a.feedback }).await,
+        Command::Abandon(a) => abandon::run(&cluster, &a.remediation).await,
         Command::Score(a) => score::run(&cluster, &a).await,
         Command::Postmortem(a) => postmortem::run(&cluster, &a).await,
         Command::Replay(a) => replay::run(&cluster, &a).await,

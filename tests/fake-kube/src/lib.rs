@@ -7,7 +7,7 @@
 //!
 //! - discovery (`/api`, `/apis`, `/apis/{group}/{version}`, `/version`) for kube-rs and kubectl
 //! - namespaced CRUD for core/v1 (pods, configmaps, events, secrets, services), apps/v1
-//!   (deployments, replicasets), coordination.k8s.io/v1 (leases), events.k8s.io/v1 (events),
+//!   (deployments, replicasets), autoscaling/v2 (horizontalpodautoscalers), coordination.k8s.io/v1 (leases), events.k8s.io/v1 (events),
 //!   policy/v1 (poddisruptionbudgets) and any CustomResourceDefinition created through the API
 //! - list + watch with resourceVersion: bookmarks, `410 Gone` for a compacted version
 //! - `limit`/`continue` pagination (`pagination.rs`): later pages are served from the first

@@ -113,6 +113,8 @@ pub fn builtins() -> Vec<ResourceType> {
         ResourceType::builtin("apps", "v1", "DaemonSet", "daemonsets", &["ds"], true),
         ResourceType::builtin("apps", "v1", "ControllerRevision", "controllerrevisions", &[], false),
         ResourceType::builtin("batch", "v1", "Job", "jobs", &[], true),
+        // Every API server serves autoscaling/v2 (GA since 1.23); no controller acts on it here.
+        ResourceType::builtin("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", &["hpa"], true),
         ResourceType::builtin("coordination.k8s.io", "v1", "Lease", "leases", &[], false),
         ResourceType::builtin("events.k8s.io", "v1", "Event", "events", &["ev"], false),
         ResourceType::builtin("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", &["pdb"], true),

@@ -536,6 +536,22 @@ impl Store {
         Ok(new)
     }
 
+    /// Optimistic concurrency: a `metadata.resourceVersion` the client sends (in a PUT body, or
+    /// in a patch of any kind, server-side apply included) must be the object's current one, or
+    /// the write is a 409 Conflict worded as the real server words it (`errors.NewConflict` with
+    /// `registry.OptimisticLockErrorMsg`, k8s.io/apiserver/pkg/registry/generic/registry/store.go).
+    fn check_resource_version(rt: &ResourceType, name: &str, sent: &Value, current: &Value) -> Result<(), StoreError> {
+        match sent.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+            Some(rv) if !rv.is_empty() && Some(rv) != current.pointer("/metadata/resourceVersion").and_then(Value::as_str) => {
+                Err(StoreError::Conflict(format!(
+                    "Operation cannot be fulfilled on {}.{} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                    rt.plural, rt.group
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// PUT: optimistic concurrency on `metadata.resourceVersion` when the client sends one.
     pub fn replace(
         &mut self,
@@ -547,15 +563,7 @@ impl Store {
         dry_run: bool,
     ) -> Result<Value, StoreError> {
         let old = self.get_typed(rt, ns, name)?;
-        if let Some(rv) = new.pointer("/metadata/resourceVersion").and_then(Value::as_str)
-            && !rv.is_empty()
-            && Some(rv) != old.pointer("/metadata/resourceVersion").and_then(Value::as_str)
-        {
-            return Err(StoreError::Conflict(format!(
-                "Operation cannot be fulfilled on {}.{} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
-                rt.plural, rt.group
-            )));
-        }
+        Self::check_resource_version(rt, name, &new, &old)?;
         let result = self.commit(rt, ns, name, new, status_only, None, dry_run);
         self.collect_foreground();
         result
@@ -588,6 +596,9 @@ impl Store {
             return Err(StoreError::NotFound(format!("{}.{} \"{name}\" not found", rt.plural, rt.group)));
         };
         let builtin = !rt.group.contains('.') || rt.group.ends_with(".k8s.io");
+        if !matches!(kind, PatchKind::Json) {
+            Self::check_resource_version(rt, name, body, &obj)?;
+        }
         match kind {
             PatchKind::Merge => patch::merge_patch(&mut obj, body),
             PatchKind::Strategic => patch::strategic_merge_patch(&mut obj, body),

@@ -12,12 +12,15 @@
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
+use serde_json::json;
 
-use super::step::{Error, Step, cond, failing, step, workload_of};
+use super::step::{Error, Step, cond, ensure_leading, failing, step, workload_of};
 use crate::controllers::context::Context;
 use crate::crd::*;
 use crate::domain::time::{now_rfc3339, parse_time};
 use crate::domain::verify::{VerifyInput, VerifyOutcome, verify};
+use crate::kube::claim::{self, Claim};
+use crate::kube::finalizer;
 use crate::kube::{actions, health, restart};
 
 /// Approved: dry-run, or save the snapshot (once).
@@ -36,6 +39,15 @@ pub async fn prepare(rem: &Remediation, ns: &str, st: &mut RemediationStatus, ct
         });
     }
     if st.snapshot.is_none() {
+        // Before anything changes: from here on, deleting this Remediation (or its Incident)
+        // waits for the undo.
+        finalizer::add(&kube::Api::<Remediation>::namespaced(ctx.client.clone(), ns), rem).await?;
+        // The claim comes before the snapshot: the snapshot is then the state this Remediation
+        // alone changes from.
+        if let Claim::Busy(holder) = claim::claim(&ctx.client, ns, &action.target(), &rem.name_any()).await? {
+            let msg = format!("{} is being changed by Remediation {holder}; one change per target at a time", action.target());
+            return Ok(failing(RemediationPhase::Refused, condition_type::POLICY_ALLOWED, "TargetBusy", msg));
+        }
         let (workload, _) = workload_of(rem, ns, ctx).await?;
         let before = health::observe(&ctx.client, ns, &workload).await.ok();
         let baseline = before.as_ref().map(|h| h.restarts).unwrap_or(0);
@@ -60,6 +72,7 @@ pub async fn prepare(rem: &Remediation, ns: &str, st: &mut RemediationStatus, ct
 /// Applying: the snapshot is already in status; server-side apply the change.
 pub async fn apply(rem: &Remediation, ns: &str, st: &mut RemediationStatus, ctx: &Context) -> Result<Step, Error> {
     let action = &rem.spec.action;
+    ensure_leading(ctx)?;
     match actions::apply(&ctx.client, ns, action, &rem.name_any(), false).await {
         Ok((body, _)) => {
             let follow_up = st.snapshot.as_ref().and_then(|s| s.restart.clone());
@@ -94,6 +107,32 @@ pub async fn apply(rem: &Remediation, ns: &str, st: &mut RemediationStatus, ctx:
     }
 }
 
+/// The first changed object that no longer holds what this Remediation applied (someone changed
+/// it since), or `None` when all do. Nothing recorded as applied: nothing to compare.
+async fn changed_since(rem: &Remediation, ns: &str, st: &RemediationStatus, ctx: &Context) -> Result<Option<String>, Error> {
+    let (Some(snapshot), Some(applied)) = (st.snapshot.as_ref(), st.applied_patch.as_deref()) else { return Ok(None) };
+    let applied: serde_json::Value = serde_json::from_str(applied).unwrap_or_default();
+    let mut changed = vec![(snapshot.target.clone(), applied)];
+    if let Some(r) = &snapshot.restart {
+        let annotation = json!({"spec": {"template": {"metadata": {"annotations": {actions::RESTART_ANNOTATION: rem.name_any()}}}}});
+        changed.push((r.target.clone(), annotation));
+    }
+    for (target, applied) in changed {
+        match actions::still_holds(&ctx.client, ns, &target, &applied).await {
+            Ok(true) => {}
+            Ok(false) => return Ok(Some(target)),
+            Err(actions::ActionError::Kube(e)) => return Err(e.into()),
+            Err(e) => return Ok(Some(format!("{target} ({e})"))),
+        }
+    }
+    Ok(None)
+}
+
+fn changed_since_step(target: &str, then: &str) -> Step {
+    let msg = format!("{target} no longer holds the change Salve applied (changed since by someone else); {then}");
+    failing(RemediationPhase::Failed, condition_type::ROLLED_BACK, reason::CHANGED_SINCE_APPLIED, msg)
+}
+
 /// Verifying: passed, still waiting, or window over -> roll back.
 pub async fn check(rem: &Remediation, ns: &str, st: &mut RemediationStatus, ctx: &Context) -> Result<Option<Step>, Error> {
     let (workload, alarm_ok) = workload_of(rem, ns, ctx).await?;
@@ -109,7 +148,25 @@ pub async fn check(rem: &Remediation, ns: &str, st: &mut RemediationStatus, ctx:
         stability: ctx.settings.verify_stability,
         window_over: deadline.is_none_or(|d| now >= d),
     };
-    Ok(match verify(&input) {
+    let outcome = verify(&input);
+    if matches!(outcome, VerifyOutcome::Passed(_))
+        && let Some(target) = changed_since(rem, ns, st, ctx).await?
+    {
+        let msg = format!("{target} no longer holds the change Salve applied: the signal cleared, but this change is not what holds");
+        if let Some(v) = st.verification.as_mut() {
+            v.passed = Some(false);
+            v.message = msg.clone();
+        }
+        // The undo finds the same and leaves the newer change in place.
+        return Ok(Some(Step {
+            to: RemediationPhase::RollingBack,
+            condition: cond(condition_type::VERIFIED, false, reason::CHANGED_SINCE_APPLIED, &msg),
+            reason: reason::VERIFICATION_FAILED,
+            message: msg,
+            warning: true,
+        }));
+    }
+    Ok(match outcome {
         VerifyOutcome::Pending => None,
         VerifyOutcome::Passed(msg) => {
             if let Some(v) = st.verification.as_mut() {
@@ -137,11 +194,16 @@ pub async fn check(rem: &Remediation, ns: &str, st: &mut RemediationStatus, ctx:
     })
 }
 
-/// RollingBack: restore from the snapshot, then Failed.
-pub async fn roll_back(ns: &str, st: &RemediationStatus, ctx: &Context) -> Result<Step, Error> {
+/// RollingBack: restore from the snapshot, then Failed. Only what still holds this
+/// Remediation's change is restored: a newer change (a person's hotfix) is never overwritten.
+pub async fn roll_back(rem: &Remediation, ns: &str, st: &RemediationStatus, ctx: &Context) -> Result<Step, Error> {
     let Some(snapshot) = st.snapshot.as_ref() else {
         return Ok(step(RemediationPhase::Failed, reason::NOTHING_TO_UNDO, "no snapshot; nothing was applied"));
     };
+    if let Some(target) = changed_since(rem, ns, st, ctx).await? {
+        return Ok(changed_since_step(&target, "not undone, so the newer change stays; a person must decide"));
+    }
+    ensure_leading(ctx)?;
     let undone = match actions::undo(&ctx.client, ns, snapshot).await {
         Ok(()) => match &snapshot.restart {
             Some(r) => restart::undo(&ctx.client, ns, r).await.map_err(actions::ActionError::Kube),

@@ -18,17 +18,18 @@ use kube::{Api, Resource, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
 pub use self::step::Error;
-use self::step::{Step, cond, step};
+use self::step::{Step, cond, ensure_leading, step};
 use crate::controllers::cache::{self, CachedRemediation, RemediationStore};
 use crate::controllers::context::Context;
 use crate::controllers::settled;
 use crate::controllers::stalled;
 use crate::crd::*;
 use crate::domain::approval::{ApprovalDecision, decide, persons_decision};
-use crate::domain::policy::Verdict;
+use crate::domain::policy::{PolicyContext, Verdict};
 use crate::domain::time::now_rfc3339;
 use crate::kube::events::{self, PendingEvent};
-use crate::kube::{policy_context, status};
+use crate::kube::policy_context::IncidentScope;
+use crate::kube::{finalizer, policy_context, status};
 
 const CONTROLLER: &str = "remediation";
 
@@ -45,9 +46,46 @@ pub async fn reconcile_cached(cached: Arc<CachedRemediation>, ctx: Arc<Context>)
     Box::pin(read_and_reconcile(decoded, ctx)).await
 }
 
-/// What `reconcile_remediation` answers for a terminal phase, without a request: nothing to do.
+/// What `reconcile_remediation` answers for a terminal phase, without a request: nothing to do
+/// (once its finalizer is gone).
 fn is_settled(rem: &Remediation) -> bool {
-    rem.status.as_ref().is_some_and(|s| s.phase.is_terminal())
+    rem.status.as_ref().is_some_and(|s| s.phase.is_terminal()) && !finalizer::has(rem)
+}
+
+/// The change is applied (or being applied, or undone) and not yet verified.
+fn change_applied(phase: RemediationPhase) -> bool {
+    matches!(phase, RemediationPhase::Applying | RemediationPhase::Verifying | RemediationPhase::RollingOut)
+}
+
+/// A Remediation whose change is applied and not verified must not go away with its change in
+/// place: when it (or its Incident) is being deleted, it is undone first, unless a person
+/// abandoned it, and then it is left as it is and the record says who did. `None`: carry on.
+async fn leaving(rem: &Remediation, ns: &str, phase: RemediationPhase, ctx: &Context) -> Result<Option<Step>, Error> {
+    if !change_applied(phase) {
+        return Ok(None);
+    }
+    if let Some(by) = rem.annotations().get(finalizer::ABANDONED_BY_ANNOTATION) {
+        let msg = format!("abandoned by {by}: the change stays in place, neither verified nor undone");
+        return Ok(Some(Step {
+            condition: cond(condition_type::ROLLED_BACK, false, reason::ABANDONED, &msg),
+            ..step(RemediationPhase::Failed, reason::ABANDONED, msg)
+        }));
+    }
+    let incident_going = async {
+        let inc = Api::<Incident>::namespaced(ctx.client.clone(), ns).get_opt(&rem.spec.incident_ref).await?;
+        Ok::<bool, kube::Error>(inc.is_none_or(|i| i.metadata.deletion_timestamp.is_some()))
+    };
+    if rem.metadata.deletion_timestamp.is_some() || incident_going.await? {
+        let msg = "deleted (or its Incident was) before the change was verified; undoing it first".to_string();
+        return Ok(Some(Step {
+            to: RemediationPhase::RollingBack,
+            condition: cond(condition_type::VERIFIED, false, reason::DELETED_BEFORE_VERIFIED, &msg),
+            reason: reason::DELETED_BEFORE_VERIFIED,
+            message: msg,
+            warning: true,
+        }));
+    }
+    Ok(None)
 }
 
 async fn read_and_reconcile(decoded: Result<Remediation, InvalidObject>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -88,25 +126,35 @@ async fn stall(rem: &Remediation, ctx: &Context, e: &Error) -> Result<(), Error>
     let api: Api<Remediation> = Api::namespaced(ctx.client.clone(), &rem.namespace().unwrap_or_default());
     let message = format!("{e}; fix the cause and edit the Remediation to retry");
     let st = rem.status.clone().unwrap_or_default();
-    stalled::stall(&ctx.recorder, &api, rem, st, |s| &mut s.conditions, why, message).await.map_err(Error::WriteStatus)
+    stalled::stall_or_report(&ctx.recorder, &api, rem, st, |s| &mut s.conditions, why, message).await.map_err(Error::WriteStatus)
 }
 
 async fn reconcile_remediation(rem: &Remediation, ctx: &Context) -> Result<Action, Error> {
+    ensure_leading(ctx)?;
     let ns = rem.namespace().unwrap_or_else(|| "default".into());
     let mut st = rem.status.clone().unwrap_or_default();
+    let api: Api<Remediation> = Api::namespaced(ctx.client.clone(), &ns);
+    if st.phase.is_terminal() && finalizer::has(rem) {
+        // Finished: undone, verified, or abandoned. Nothing holds it any more.
+        finalizer::remove(&api, rem).await?;
+        return Ok(Action::await_change());
+    }
     let is_pr = rem.spec.action.kind == ActionKind::PullRequest;
-    let next = match st.phase {
-        RemediationPhase::Pending => Some(evaluate(rem, &ns, ctx).await?),
-        RemediationPhase::AwaitingApproval => approval(rem),
-        RemediationPhase::Approved => Some(prepare(rem, &ns, &mut st, ctx).await?),
-        RemediationPhase::Applying if is_pr => Some(pull_request::open(rem, &ns, &mut st, ctx).await?),
-        RemediationPhase::Applying => Some(in_cluster::apply(rem, &ns, &mut st, ctx).await?),
-        RemediationPhase::AwaitingMerge => pull_request::await_merge(rem, &mut st, ctx).await?,
-        RemediationPhase::RollingOut => pull_request::roll_out(rem, &ns, &mut st, ctx).await?,
-        RemediationPhase::Verifying => in_cluster::check(rem, &ns, &mut st, ctx).await?,
-        RemediationPhase::RollingBack if is_pr => Some(pull_request::revert(rem, &ns, &mut st, ctx).await?),
-        RemediationPhase::RollingBack => Some(in_cluster::roll_back(&ns, &st, ctx).await?),
-        _ => None,
+    let next = match leaving(rem, &ns, st.phase, ctx).await? {
+        Some(step) if !is_pr => Some(step),
+        _ => match st.phase {
+            RemediationPhase::Pending => Some(evaluate(rem, &ns, ctx).await?),
+            RemediationPhase::AwaitingApproval => approval(rem),
+            RemediationPhase::Approved => Some(prepare(rem, &ns, &mut st, ctx).await?),
+            RemediationPhase::Applying if is_pr => Some(pull_request::open(rem, &ns, &mut st, ctx).await?),
+            RemediationPhase::Applying => Some(in_cluster::apply(rem, &ns, &mut st, ctx).await?),
+            RemediationPhase::AwaitingMerge => pull_request::await_merge(rem, &mut st, ctx).await?,
+            RemediationPhase::RollingOut => pull_request::roll_out(rem, &ns, &mut st, ctx).await?,
+            RemediationPhase::Verifying => in_cluster::check(rem, &ns, &mut st, ctx).await?,
+            RemediationPhase::RollingBack if is_pr => Some(pull_request::revert(rem, &ns, &mut st, ctx).await?),
+            RemediationPhase::RollingBack => Some(in_cluster::roll_back(rem, &ns, &st, ctx).await?),
+            _ => None,
+        },
     };
     let Some(next) = next else {
         return Ok(match st.phase {
@@ -127,8 +175,8 @@ async fn reconcile_remediation(rem: &Remediation, ctx: &Context) -> Result<Actio
     let ready = if next.to.is_terminal() { ConditionStatus::True } else { ConditionStatus::False };
     set_condition(&mut st.conditions, Condition::new(condition_type::READY, ready, next.reason, next.message.clone(), &now));
     stalled::clear_stalled(&mut st.conditions, &now);
-    let api: Api<Remediation> = Api::namespaced(ctx.client.clone(), &ns);
-    status::apply_status(&api, rem, &st).await.map_err(Error::WriteStatus)?;
+    ensure_leading(ctx)?;
+    status::advance_status(&api, rem, &st).await.map_err(Error::WriteStatus)?;
     // Counted once: here the terminal phase is written; a later reconcile finds it terminal.
     if next.to.is_terminal() && from != next.to {
         ctx.metrics.record_remediation(rem.spec.action.kind.as_str(), next.to, next.reason);
@@ -162,10 +210,27 @@ fn refused(action: &ProposedAction, why: &'static str, message: &str) -> Step {
     }
 }
 
+/// The policy's facts for this Remediation, within the blast radius of its Incident (read now:
+/// a Remediation names its Incident, and whoever wrote it cannot widen what that is about).
+async fn policy_facts(rem: &Remediation, ns: &str, ctx: &Context) -> Result<PolicyContext, Error> {
+    let incident = Api::<Incident>::namespaced(ctx.client.clone(), ns).get_opt(&rem.spec.incident_ref).await?;
+    let scope = incident.as_ref().map(|inc| IncidentScope {
+        kind: &inc.spec.target.kind,
+        name: &inc.spec.target.name,
+        replicas_before: inc.status.as_ref().and_then(|s| s.evidence.as_ref()).map(|e| e.desired_replicas),
+    });
+    let cache = ctx.remediation_cache.get();
+    let name = rem.name_any();
+    let mut facts = policy_context::gather(&ctx.client, cache.as_ref(), &ctx.history, ns, &rem.spec.action, Some(&name), scope).await?;
+    facts.started_last_hour += ctx.starts.unseen(cache.as_ref(), ns, &name);
+    Ok(facts)
+}
+
 /// Pending: the policy decides, whatever the spec says.
 async fn evaluate(rem: &Remediation, ns: &str, ctx: &Context) -> Result<Step, Error> {
     let action = &rem.spec.action;
-    let pctx = policy_context::gather(&ctx.client, ctx.remediation_cache.get().as_ref(), ns, action, Some(&rem.name_any())).await?;
+    let _turn = ctx.starts.turn().await;
+    let pctx = policy_facts(rem, ns, ctx).await?;
     let auto_approve = match ctx.policy.evaluate(action, &pctx) {
         Verdict::Refused { reason: why, message } => return Ok(refused(action, why, &message)),
         Verdict::Allowed { auto_approve, .. } => auto_approve,
@@ -193,6 +258,9 @@ async fn evaluate(rem: &Remediation, ns: &str, ctx: &Context) -> Result<Step, Er
         ),
     };
     s.condition = cond(condition_type::POLICY_ALLOWED, true, reason::ALLOWED, &action.describe());
+    if s.to == RemediationPhase::Approved {
+        ctx.starts.record(ns, &rem.name_any());
+    }
     Ok(s)
 }
 
@@ -220,10 +288,13 @@ fn approval(rem: &Remediation) -> Option<Step> {
 /// change take its snapshot (or dry-run).
 async fn prepare(rem: &Remediation, ns: &str, st: &mut RemediationStatus, ctx: &Context) -> Result<Step, Error> {
     let action = &rem.spec.action;
-    let pctx = policy_context::gather(&ctx.client, ctx.remediation_cache.get().as_ref(), ns, action, Some(&rem.name_any())).await?;
+    let turn = ctx.starts.turn().await;
+    let pctx = policy_facts(rem, ns, ctx).await?;
     if let Verdict::Refused { reason: why, message } = ctx.policy.evaluate(action, &pctx) {
         return Ok(refused(action, why, &message));
     }
+    ctx.starts.record(ns, &rem.name_any());
+    drop(turn);
     if action.kind == ActionKind::PullRequest {
         return pull_request::prepare(rem, ns, st, ctx).await;
     }
@@ -235,8 +306,8 @@ pub fn error_policy(_obj: Arc<CachedRemediation>, err: &Error, ctx: Arc<Context>
     tracing::warn!(error = %err, "remediation reconcile failed");
     match err {
         // GitHub is down or rate limiting: back off longer than for a conflict with the API server.
-        Error::Github(_) => Action::requeue(ctx.settings.github_retry),
-        _ => Action::requeue(Duration::from_secs(2)),
+        Error::Github(_) => Action::requeue(crate::controllers::retry::jittered(ctx.settings.github_retry)),
+        _ => Action::requeue(crate::controllers::retry::jittered(Duration::from_secs(2))),
     }
 }
 

@@ -19,6 +19,8 @@ pub enum Error {
     /// failures end the Remediation instead.
     #[error(transparent)]
     Github(#[from] crate::github::client::GithubError),
+    #[error("this replica no longer leads: its lease ran out before the write")]
+    NotLeading,
 }
 
 impl Error {
@@ -26,12 +28,15 @@ impl Error {
     pub fn permanent_reason(&self) -> Option<&'static str> {
         match self {
             Error::IllegalTransition(..) => Some(reason::ILLEGAL_TRANSITION),
-            Error::Kube(kube::Error::Api(s)) | Error::WriteStatus(kube::Error::Api(s)) if s.code == 400 || s.code == 422 => {
-                Some(reason::REJECTED_BY_API_SERVER)
-            }
-            _ => None,
+            Error::Kube(e) | Error::WriteStatus(e) => crate::controllers::stalled::permanent_api_reason(e),
+            Error::Github(_) | Error::NotLeading => None,
         }
     }
+}
+
+/// Refuses to go on once this replica's lease has run out (see `kube::write_gate`).
+pub fn ensure_leading(ctx: &Context) -> Result<(), Error> {
+    if ctx.write_gate.may_write() { Ok(()) } else { Err(Error::NotLeading) }
 }
 
 /// A change of phase, with the condition it sets and the Event it publishes once written.

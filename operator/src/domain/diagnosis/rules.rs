@@ -792,11 +792,14 @@ fn errors_after_config_change(f: &Facts) -> Vec<Hypothesis> {
         if dependency { 0.4 } else { 0.6 },
         format!("the workload's pods are healthy but report errors since ConfigMap {} key {} changed", change.config_map, change.key),
     )
-    .support(format!("ConfigMap {} key {} changed at {}", change.config_map, change.key, change.observed_at))
-    .action(actions::restore_config(change));
-    if let Some(a) = alarm {
-        h = h.support(format!("alarm: {}", excerpt(&a.text)));
-    }
+    .support(format!("ConfigMap {} key {} changed at {}", change.config_map, change.key, change.observed_at));
+    // Log lines are text anyone who can reach the service can make it print: they may support
+    // the hypothesis, never choose a change on their own. Only with the alarm (what opened the
+    // incident) reporting errors is the restore proposed.
+    h = match alarm {
+        Some(a) => h.action(actions::restore_config(change)).support(format!("alarm: {}", excerpt(&a.text))),
+        None => h.action(Err("only log lines report errors; they do not choose a change on their own".into())),
+    };
     if let Some(l) = logged.first() {
         h = h.support(excerpt(&l.text));
     }

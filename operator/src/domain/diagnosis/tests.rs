@@ -284,3 +284,31 @@ fn errors_in_healthy_pods_after_a_config_change_restore_it_and_dependency_errors
     ev.signal = String::new();
     assert!(run(ev).proposed_action.is_none());
 }
+
+/// Anyone who can reach a service can make it print "error": log lines from ready pods may
+/// support a restore, but without the alarm reporting errors they never choose one.
+#[test]
+fn log_lines_alone_never_restore_a_config_change() {
+    let mut ev = base();
+    ev.ready_replicas = 2;
+    ev.pods = vec![pod("oms-1", |_| {}), pod("oms-2", |_| {})];
+    ev.signal = String::new();
+    ev.config_changes = vec![ConfigChange {
+        config_map: "oms-settings".into(),
+        key: "settings.toml".into(),
+        previous: Some("request_timeout_ms = 10000".into()),
+        current: Some("request_timeout_ms = 1".into()),
+        observed_at: "2026-01-01T00:00:00Z".into(),
+        redacted: false,
+    }];
+    let lines = vec!["ERROR request failed: upstream error".to_string(), "ERROR request failed: upstream error".to_string()];
+    ev.logs = vec![crate::domain::evidence::LogTail {
+        pod: "oms-1".into(),
+        container: "oms".into(),
+        lines,
+        pod_ready: Some(true),
+        ..Default::default()
+    }];
+    let d = run(ev);
+    assert!(d.proposed_action.is_none(), "{:?}", d.proposed_action);
+}

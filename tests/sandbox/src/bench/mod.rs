@@ -484,7 +484,10 @@ async fn policy_decisions(client: &kube::Client, n: usize) -> Result<(Vec<f64>, 
     let (mut summaries, mut decoding) = (Vec::new(), Vec::new());
     for _ in 0..n {
         let t = Instant::now();
-        let ctx = operator::kube::policy_context::gather(client, Some(&store), NS, &action, None).await.map_err(|e| e.to_string())?;
+        let history = operator::kube::config_history::ConfigHistory::default();
+        let ctx = operator::kube::policy_context::gather(client, Some(&store), &history, NS, &action, None, None)
+            .await
+            .map_err(|e| e.to_string())?;
         std::hint::black_box(policy.evaluate(&action, &ctx));
         summaries.push(t.elapsed().as_secs_f64() * 1e6);
         let t = Instant::now();
