@@ -132,9 +132,6 @@ impl Cluster {
             crds.create(&PostParams::default(), &crd).await.map_err(|e| ClusterError::Install(name, e.to_string()))?;
         }
         ensure_namespace(&client, "default").await?;
-        if enforce {
-            access::install(&client).await?;
-        }
         create_node(&client, &node).await?;
         let shutdown = CancellationToken::new();
         let mut loops = Vec::new();
@@ -192,6 +189,11 @@ impl Cluster {
                 }
                 kubelet.stop_all();
             }));
+        }
+        // What an administrator installs once the control plane runs: the people's RBAC and the
+        // approval policy.
+        if enforce {
+            access::install(&client).await?;
         }
         Ok(Self { fake, client, kubeconfig, shutdown, loops, workdir: opts.workdir })
     }
