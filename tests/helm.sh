@@ -12,7 +12,7 @@
 # Grafana dashboard ConfigMaps with the sidecar label and the PrometheusRule, else neither):
 #   - charts/salve/crds is identical to the generated crds/
 #   - helm lint --strict passes
-#   - every rendered document validates against the Kubernetes 1.25 and 1.35 schemas (strict)
+#   - every rendered document validates against the Kubernetes 1.30 and 1.35 schemas (strict)
 #   - every rendered document parses and has apiVersion, kind, metadata.name (DNS-1123), no
 #     duplicates
 #   - images are pinned (no :latest, no missing tag)
@@ -88,8 +88,8 @@ say "$("$helm" version --short 2>/dev/null || die "$helm does not run")"
 
 # --- python3 venv: PyYAML + kubernetes-validate (Kubernetes OpenAPI schemas, offline) --------
 KV_VERSION="${SALVE_KUBERNETES_VALIDATE_VERSION:-1.37.0}"
-# The chart's floor (kubeVersion >=1.25) and a current EKS version.
-K8S_VERSIONS="${SALVE_K8S_VERSIONS:-1.25.0 1.35.0}"
+# The chart's floor (kubeVersion >=1.30: ValidatingAdmissionPolicy v1) and a current EKS version.
+K8S_VERSIONS="${SALVE_K8S_VERSIONS:-1.30.0 1.35.0}"
 py="$cache/venv/bin/python"
 if ! "$py" -c 'import yaml, kubernetes_validate' 2>/dev/null; then
   say "installing PyYAML and kubernetes-validate==$KV_VERSION (PyPI) into $cache/venv"

@@ -18,6 +18,10 @@ renders, the namespaces created so far and the CRD schemas.
               the leader-election Lease only in the release namespace; the default render grants
               exactly what operator/examples/rbac.yaml grants, in the same places; every rule
               of the chart and of the example carries a comment saying why
+  approvals   the default render holds one ValidatingAdmissionPolicy and its Deny binding, equal to
+              operator/examples/approval-policy.yaml (names mapped), naming the operator's
+              ServiceAccount and AUTO_APPROVER; highRiskGroup adds the group rule; enforce=false
+              renders neither
   images      operator, oms and ims take the same image keys (repository, tag, digest,
               pullPolicy; one schema definition); the tag defaults to appVersion; a digest
               renders <repository>@sha256:...; operator/examples use the chart's default images
@@ -266,6 +270,48 @@ if errs:
     fail("rbac", errs)
 print("  [rbac] Roles in exactly the allowed namespaces, cluster-wide reads only (writes only with *), "
       "Lease in the release namespace, every rule commented, default render = operator/examples/rbac.yaml")
+
+# ----------------------------------------------------------------------------------------------
+# approvals: the ValidatingAdmissionPolicy that makes the API server vouch for spec.approval
+errs = []
+auto_approver = re.search(r'pub const AUTO_APPROVER: &str = "([^"]+)"', open("operator/src/domain/approval.rs").read()).group(1)
+ex_docs = [d for d in yaml.safe_load_all(open("operator/examples/approval-policy.yaml")) if d]
+ex_sa_user = f"system:serviceaccount:{ex_ns}:{ex_sa}"
+_, docs = render()
+chart_sa = by(docs, "Deployment", f"{RELEASE}-operator")[0]["spec"]["template"]["spec"]["serviceAccountName"]
+chart_sa_user = f"system:serviceaccount:{NS}:{chart_sa}"
+for label, ds, sa_user in (("default render", docs, chart_sa_user), ("operator/examples/approval-policy.yaml", ex_docs, ex_sa_user)):
+    policies, bindings = by(ds, "ValidatingAdmissionPolicy"), by(ds, "ValidatingAdmissionPolicyBinding")
+    if len(policies) != 1 or len(bindings) != 1:
+        errs.append(f"{label}: expected one ValidatingAdmissionPolicy and one binding, got {len(policies)} and {len(bindings)}")
+        continue
+    spec, bspec = policies[0]["spec"], bindings[0]["spec"]
+    text = json.dumps(spec)
+    if bspec.get("policyName") != policies[0]["metadata"]["name"] or bspec.get("validationActions") != ["Deny"]:
+        errs.append(f"{label}: the binding must name the policy and Deny, got {bspec}")
+    if f"'{sa_user}'" not in text:
+        errs.append(f"{label}: the policy does not name the operator's ServiceAccount {sa_user}")
+    if f"'{auto_approver}'" not in text:
+        errs.append(f"{label}: the policy does not name AUTO_APPROVER {auto_approver!r} (operator/src/domain/approval.rs)")
+    if spec.get("failurePolicy") != "Fail":
+        errs.append(f"{label}: failurePolicy must be Fail (an expression that cannot be evaluated refuses)")
+if not errs:
+    chart_spec = json.dumps(by(docs, "ValidatingAdmissionPolicy")[0]["spec"], sort_keys=True)
+    ex_spec = json.dumps(by(ex_docs, "ValidatingAdmissionPolicy")[0]["spec"], sort_keys=True).replace(ex_sa_user, chart_sa_user)
+    if chart_spec != ex_spec:
+        errs.append("the default render's ValidatingAdmissionPolicy differs from operator/examples/approval-policy.yaml")
+_, docs = render("operator.approvals.highRiskGroup=sre-leads")
+group_rules = [v for p in by(docs, "ValidatingAdmissionPolicy") for v in p["spec"]["validations"]
+               if "'sre-leads' in request.userInfo.groups" in v["expression"] and "'High'" in v["expression"]]
+if len(group_rules) != 1:
+    errs.append("operator.approvals.highRiskGroup=sre-leads does not render one validation requiring the group for High risk")
+_, docs = render("operator.approvals.enforce=false")
+if by(docs, "ValidatingAdmissionPolicy") or by(docs, "ValidatingAdmissionPolicyBinding"):
+    errs.append("operator.approvals.enforce=false still renders the policy")
+if errs:
+    fail("approvals", errs)
+print("  [approvals] one policy + Deny binding naming the operator's ServiceAccount and AUTO_APPROVER, default render = "
+      "operator/examples/approval-policy.yaml, highRiskGroup adds the group rule, enforce=false renders none")
 
 # ----------------------------------------------------------------------------------------------
 # images

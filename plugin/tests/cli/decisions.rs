@@ -37,6 +37,35 @@ async fn approve_records_the_kubeconfig_user_and_the_operator_reads_it_as_a_pers
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_is_signed_with_the_name_the_api_server_vouches_for_which_the_approval_policy_requires() {
+    let env = support::start_enforcing().await;
+    fixtures::awaiting_approval(&env.client, NS, "oms-oom").await;
+    // The kubeconfig's user entry is called "fake"; the API server knows the token as alice.
+    env.fake.add_user("alice-token", "alice", &["sre"]);
+    env.fake.add_user("bob-token", "bob", &["sre"]);
+    let alice = env.write_kubeconfig("alice", &env.fake.kubeconfig_yaml_as(NS, "alice-token"));
+    let bob = env.write_kubeconfig("bob", &env.fake.kubeconfig_yaml_as(NS, "bob-token"));
+
+    // Bob cannot sign for Alice by hand: the approval policy refuses it, with its reason.
+    let forged = serde_json::json!({"spec": {"approval": {"state": "Approved", "by": "alice"}}});
+    let kc = kube::config::Kubeconfig::read_from(&bob).expect("kubeconfig");
+    let bob_client =
+        kube::Client::try_from(kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("config")).expect("client");
+    let refused = Api::<Remediation>::namespaced(bob_client, NS)
+        .patch("oms-oom-memory", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&forged))
+        .await;
+    let Err(kube::Error::Api(e)) = refused else { panic!("a forged approval was accepted: {refused:?}") };
+    assert_eq!(e.code, 422);
+    assert!(e.message.contains("ValidatingAdmissionPolicy 'salve-approvals' with binding 'salve-approvals' denied request: spec.approval.by must be your own user name (bob)"), "{}", e.message);
+
+    // `kubectl salve approve` asks the server who we are and signs with that name: admitted.
+    let out = support::run_with_kubeconfig(&alice, env.dir.path(), &["approve", "oms-oom-memory"]).await.ok();
+    assert!(out.stdout.contains("remediation.salve.dev/oms-oom-memory approved by alice"), "{}", out.stdout);
+    let a = remediation(&env, "oms-oom-memory").await.spec.approval.expect("approval");
+    assert_eq!((a.state, a.by.as_deref()), (ApprovalState::Approved, Some("alice")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reject_needs_feedback_and_records_it_with_the_tokens_subject() {
     let env = support::start().await;
     fixtures::awaiting_approval(&env.client, NS, "oms-oom").await;

@@ -23,6 +23,7 @@ use kube::{Api, Client, ResourceExt};
 use operator::config::RunArgs;
 use operator::crd::incident::{Incident, IncidentPhase};
 use operator::crd::remediation::{ApprovalState, Remediation, RemediationPhase};
+use salve_sandbox::access;
 use salve_sandbox::clock::TimeScale;
 use salve_sandbox::cluster::{Cluster, ClusterOptions, client_as, ensure_namespace};
 use serde_json::json;
@@ -82,11 +83,13 @@ async fn start() -> Live {
     ensure_namespace(&cluster.client, NS).await.expect("namespace");
     let client = client_as(&cluster.fake, NS, "sandbox-admin").await.expect("client");
 
-    // The operator as demo/operator.rs starts it, with a policy that leaves the action to a person.
-    let op_client = client_as(&cluster.fake, NS, "system:serviceaccount:salve-system:salve-operator").await.expect("operator client");
+    // The operator as demo/operator.rs starts it (its ServiceAccount, with the example RBAC),
+    // with a policy that leaves the action to a person.
+    let op_token = access::install_operator(&cluster.fake, &cluster.client, NS).await.expect("operator RBAC");
+    let op_client = client_as(&cluster.fake, NS, &op_token).await.expect("operator client");
     let mut args = RunArgs::defaults();
     args.identity = "salve-operator-0".into();
-    args.lease_namespace = NS.into();
+    args.lease_namespace = access::OPERATOR_NAMESPACE.into();
     args.allowed_namespaces = vec![NS.into()];
     args.dry_run = Some(false);
     args.max_auto_approve_risk = "None".into();
@@ -102,11 +105,15 @@ async fn start() -> Live {
         }
     });
 
-    // On-call's kubeconfig: a bearer token (a JWT) whose subject names the person.
+    // On-call's kubeconfig: a bearer token (a JWT, as OIDC issues them) whose subject names the
+    // person, known to the API server as that user in the group the sandbox lets read Salve's
+    // resources and patch Remediations. The approval policy then accepts approvals signed with
+    // this name only.
     let claims = URL_SAFE_NO_PAD.encode(json!({"sub": ONCALL}).to_string());
+    let oncall_token = format!("eyJhbGciOiJSUzI1NiJ9.{claims}.c2lnbmF0dXJl");
+    cluster.fake.add_user(&oncall_token, ONCALL, &["sre"]);
     let kubeconfig = dir.path().join("oncall-kubeconfig");
-    std::fs::write(&kubeconfig, cluster.fake.kubeconfig_yaml_as(NS, &format!("eyJhbGciOiJSUzI1NiJ9.{claims}.c2lnbmF0dXJl")))
-        .expect("kubeconfig");
+    std::fs::write(&kubeconfig, cluster.fake.kubeconfig_yaml_as(NS, &oncall_token)).expect("kubeconfig");
     Live { cluster, client, operator, shutdown, kubeconfig, dir }
 }
 
@@ -330,5 +337,17 @@ async fn on_call_lists_reads_approves_and_rejects_live_incidents_and_reads_the_p
     );
     let record = resolved.status.and_then(|s| s.post_mortem_ref).expect("post-mortem ConfigMap");
     assert_eq!(record, "ledger-down-postmortem");
+
+    // The operator ran as its ServiceAccount with exactly operator/examples/rbac.yaml (= the
+    // chart's RBAC): the whole story needed nothing that RBAC refused, and on-call as well.
+    let operator = format!("system:serviceaccount:{}:{}", access::OPERATOR_NAMESPACE, access::OPERATOR_SERVICE_ACCOUNT);
+    let requests = live.cluster.fake.requests();
+    assert!(requests.iter().any(|r| r.user == operator), "the operator made its requests as its ServiceAccount");
+    let refused: Vec<String> = requests
+        .iter()
+        .filter(|r| (r.user == operator || r.user == ONCALL) && matches!(r.status, 401 | 403))
+        .map(|r| format!("{} {} {} {}/{} -> {}", r.user, r.verb, r.path, r.group, r.resource, r.status))
+        .collect();
+    assert!(refused.is_empty(), "requests the example RBAC refused:\n{}", refused.join("\n"));
     live.stop().await;
 }

@@ -37,8 +37,21 @@ pub async fn start() -> Env {
 }
 
 pub async fn start_with_crds(install: bool) -> Env {
+    start_on(FakeKube::start().await.expect("fake API server"), install).await
+}
+
+/// A fake API server that authenticates and authorizes as a real one, with what the simulated
+/// cluster installs: the approval policy Salve ships and the people's RBAC (read Salve's
+/// resources, patch Remediations; `salve_sandbox::access`). The default kubeconfig is the
+/// administrator's.
+pub async fn start_enforcing() -> Env {
+    let env = start_on(FakeKube::start_enforcing().await.expect("fake API server"), true).await;
+    salve_sandbox::access::install(&env.client).await.expect("approval policy and RBAC");
+    env
+}
+
+async fn start_on(fake: FakeKube, install: bool) -> Env {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let fake = FakeKube::start().await.expect("fake API server");
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, fake.kubeconfig_yaml(NS)).expect("kubeconfig");

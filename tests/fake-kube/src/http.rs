@@ -9,8 +9,11 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::admission;
+use crate::authn::{Unauthorized, UserInfo};
 use crate::deletion::DeleteOptions;
 use crate::logs::LogQuery;
+use crate::rbac::{self, Attributes, Decision};
 use crate::registry::{self, ResourceType};
 use crate::store::{HistEntry, LoggedRequest, PatchKind, Store, StoreError};
 use crate::table;
@@ -131,6 +134,57 @@ struct Target {
     sub: Option<String>,
 }
 
+/// The `401 Unauthorized` Status (apiserver/pkg/endpoints/handlers/responsewriters
+/// `Unauthorized`... via `errors.NewUnauthorized("Unauthorized")`).
+fn unauthorized() -> Response {
+    status_error(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized")
+}
+
+/// The verb the authorizer sees (apiserver/pkg/endpoints/request/requestinfo.go).
+fn verb_of(method: &Method, named: bool, watch: bool) -> &'static str {
+    match (method.as_str(), named) {
+        ("GET" | "HEAD", true) => "get",
+        ("GET" | "HEAD", false) if watch => "watch",
+        ("GET" | "HEAD", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => "unknown",
+    }
+}
+
+/// A request for a path that is no resource (`/version`, discovery): authorized by
+/// `nonResourceURLs` rules.
+fn non_resource(st: &AppState, user: &Result<UserInfo, Unauthorized>, method: &Method, path: &str) -> Option<Response> {
+    let Ok(user) = user else { return Some(unauthorized()) };
+    let a = Attributes {
+        user: user.clone(),
+        verb: method.as_str().to_ascii_lowercase(),
+        resource_request: false,
+        group: String::new(),
+        resource: String::new(),
+        subresource: String::new(),
+        namespace: String::new(),
+        name: String::new(),
+        path: path.to_string(),
+    };
+    authorize(st, &a)
+}
+
+/// `None` when allowed (always, with `FakeKube::start`), else the 403 response.
+fn authorize(st: &AppState, a: &Attributes) -> Option<Response> {
+    let s = st.lock();
+    if !s.authn.enforcing {
+        return None;
+    }
+    match rbac::authorize(&s, a) {
+        Decision::Allow => None,
+        Decision::Deny(reason) => Some(json_response(StatusCode::FORBIDDEN, &rbac::forbidden_status(a, &reason))),
+    }
+}
+
 async fn handle(State(st): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = uri.path().to_string();
     let fault = st.lock().take_fault(method.as_str(), &path);
@@ -138,8 +192,14 @@ async fn handle(State(st): State<AppState>, method: Method, uri: Uri, headers: H
         let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return status_error(code, "InternalError", "scripted failure (fake-kube fault injection)");
     }
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let user = st.lock().authn.authenticate(authorization);
     let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     let query = Query::parse(uri.query());
+    let discovery = matches!(segs.as_slice(), ["version"] | ["api"] | ["apis"] | ["api", _] | ["apis", _, _]);
+    if discovery && let Some(refused) = non_resource(&st, &user, &method, &path) {
+        return refused;
+    }
     let (group, version, rest): (&str, &str, &[&str]) = match segs.as_slice() {
         ["version"] => {
             return json_response(
@@ -168,7 +228,12 @@ async fn handle(State(st): State<AppState>, method: Method, uri: Uri, headers: H
         }
         ["api", v, rest @ ..] => ("", *v, rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
-        _ => return status_error(StatusCode::NOT_FOUND, "NotFound", &format!("the server could not find {path}")),
+        _ => {
+            if let Some(refused) = non_resource(&st, &user, &method, &path) {
+                return refused;
+            }
+            return status_error(StatusCode::NOT_FOUND, "NotFound", &format!("the server could not find {path}"));
+        }
     };
     let (namespace, plural, name, sub) = match rest {
         ["namespaces", ns, plural, tail @ ..] if tail.len() <= 2 => {
@@ -178,11 +243,19 @@ async fn handle(State(st): State<AppState>, method: Method, uri: Uri, headers: H
         _ => return status_error(StatusCode::NOT_FOUND, "NotFound", &format!("the server could not find {path}")),
     };
     let Some(rt) = st.lock().find_type(group, version, plural) else {
+        if user.is_err() {
+            return unauthorized();
+        }
         return status_error(StatusCode::NOT_FOUND, "NotFound", &format!("the server could not find the requested resource ({path})"));
     };
     let t = Target { rt, namespace, name, sub };
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let verb = verb_of(&method, t.name.is_some(), query.flag("watch"));
+    let resource = match &t.sub {
+        Some(sub) => format!("{}/{sub}", t.rt.plural),
+        None => t.rt.plural.clone(),
+    };
     let body_json: Value = if body.is_empty() {
         Value::Null
     } else {
@@ -197,30 +270,31 @@ async fn handle(State(st): State<AppState>, method: Method, uri: Uri, headers: H
             }
         }
     };
-    let response = dispatch(&st, &method, &t, &query, &content_type, &accept, &body_json);
-    let user = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("anonymous")
-        .to_string();
-    let verb = match (method.as_str(), &t.name) {
-        ("GET", Some(_)) => "get",
-        ("GET", None) if query.flag("watch") => "watch",
-        ("GET", None) => "list",
-        ("POST", _) => "create",
-        ("PUT", _) => "update",
-        ("PATCH", _) => "patch",
-        ("DELETE", _) => "delete",
-        _ => "unknown",
-    };
-    let resource = match &t.sub {
-        Some(sub) => format!("{}/{sub}", t.rt.plural),
-        None => t.rt.plural.clone(),
+    let response = match &user {
+        Err(Unauthorized) => unauthorized(),
+        Ok(user) => {
+            // A list or watch of one object by `metadata.name` is authorized as that name.
+            let by_field = query.get("fieldSelector").and_then(|f| f.strip_prefix("metadata.name=")).filter(|n| !n.contains(','));
+            let a = Attributes {
+                user: user.clone(),
+                verb: verb.to_string(),
+                resource_request: true,
+                group: t.rt.group.clone(),
+                resource: t.rt.plural.clone(),
+                subresource: t.sub.clone().unwrap_or_default(),
+                namespace: t.namespace.clone().unwrap_or_default(),
+                name: t.name.clone().or(by_field.map(String::from)).unwrap_or_default(),
+                path: path.clone(),
+            };
+            match authorize(&st, &a).or_else(|| apply_creates(&st, &t, &content_type, &a)) {
+                Some(refused) => refused,
+                None => dispatch(&st, &method, &t, user, &query, &content_type, &accept, &body_json),
+            }
+        }
     };
     let mut s = st.lock();
     s.requests.push(LoggedRequest {
-        user,
+        user: user.as_ref().map(|u| u.username.clone()).unwrap_or_default(),
         group: t.rt.group.clone(),
         resource,
         verb: verb.to_string(),
@@ -239,6 +313,96 @@ async fn handle(State(st): State<AppState>, method: Method, uri: Uri, headers: H
         st.notify.send_replace(rv);
     }
     response
+}
+
+/// Server-side apply of an object that does not exist creates it, which needs `create` as well
+/// as `patch` (apiserver/pkg/endpoints/handlers/patch.go wraps the create in `withAuthorization`).
+fn apply_creates(st: &AppState, t: &Target, content_type: &str, a: &Attributes) -> Option<Response> {
+    let apply = content_type.starts_with("application/apply-patch");
+    let exists = || st.lock().get_typed(&t.rt, t.namespace.as_deref(), &a.name).is_ok();
+    if !apply || a.verb != "patch" || !a.subresource.is_empty() || exists() {
+        return None;
+    }
+    authorize(st, &Attributes { verb: "create".into(), ..a.clone() })
+}
+
+/// `SelfSubjectReview` (authentication.k8s.io/v1): the user the request was authenticated as,
+/// what `kubectl auth whoami` shows. Answered, never stored.
+fn self_subject_review(user: &UserInfo) -> Response {
+    json_response(
+        StatusCode::CREATED,
+        &json!({"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1", "metadata": {"creationTimestamp": null},
+                "status": {"userInfo": {"username": user.username, "uid": user.uid, "groups": user.groups}}}),
+    )
+}
+
+/// Adds a `Warning` header per admission warning (`299 - "text"`, RFC 7234 as the API server
+/// sends them).
+fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        let text = format!("299 - {w:?}");
+        if let Ok(v) = header::HeaderValue::from_str(&text) {
+            response.headers_mut().append(header::WARNING, v);
+        }
+    }
+    response
+}
+
+/// Runs `write` (called with the dry-run flag) behind validating admission, under one lock so
+/// that nothing changes between the check and the write. When a policy concerns the request,
+/// the write is first made as a dry run: its result is the `object` admission sees, as the
+/// real server admits the object it is about to store. `Err` is the refusal.
+fn admitted<F>(
+    st: &AppState,
+    t: &Target,
+    user: &UserInfo,
+    dry_run: bool,
+    delete: bool,
+    write: F,
+) -> Result<(Value, Vec<String>), Box<Response>>
+where
+    F: Fn(&mut Store, bool) -> Result<Value, StoreError>,
+{
+    let mut s = st.lock();
+    let name = t.name.clone().unwrap_or_default();
+    let old = if name.is_empty() { None } else { s.get_typed(&t.rt, t.namespace.as_deref(), &name).ok() };
+    let operation = match (delete, &old) {
+        (true, _) => "DELETE",
+        (false, Some(_)) => "UPDATE",
+        (false, None) => "CREATE",
+    };
+    let mut request = admission::Request {
+        user,
+        operation,
+        group: &t.rt.group,
+        version: &t.rt.version,
+        kind: &t.rt.kind,
+        resource: &t.rt.plural,
+        subresource: t.sub.as_deref().unwrap_or_default(),
+        namespace: t.namespace.as_deref().unwrap_or_default(),
+        name: &name,
+        object: None,
+        old_object: old.as_ref(),
+        dry_run,
+    };
+    let candidates = admission::candidates(&s, &request);
+    let mut warnings = Vec::new();
+    if !candidates.is_empty() {
+        let new = if delete { None } else { Some(write(&mut s, true).map_err(|e| Box::new(store_error(e)))?) };
+        let new_name = new.as_ref().and_then(|o| o.pointer("/metadata/name")).and_then(Value::as_str).unwrap_or_default().to_string();
+        if request.name.is_empty() {
+            request.name = &new_name;
+        }
+        request.object = new.as_ref();
+        let outcome = admission::admit(&mut s, &candidates, &request);
+        if let Some(status) = outcome.denied {
+            let code =
+                status["code"].as_u64().and_then(|c| StatusCode::from_u16(c as u16).ok()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+            return Err(Box::new(json_response(code, &status)));
+        }
+        warnings = outcome.warnings;
+    }
+    write(&mut s, dry_run).map(|v| (v, warnings)).map_err(|e| Box::new(store_error(e)))
 }
 
 /// `GET .../pods/{name}/log` with `container`, `previous`, `tailLines`, `sinceSeconds`,
@@ -274,7 +438,27 @@ fn pod_log(st: &AppState, ns: &str, pod: &str, q: &Query) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], query.render(log)).into_response()
 }
 
-fn dispatch(st: &AppState, method: &Method, t: &Target, q: &Query, content_type: &str, accept: &str, body: &Value) -> Response {
+#[allow(clippy::too_many_arguments)]
+fn dispatch(
+    st: &AppState,
+    method: &Method,
+    t: &Target,
+    user: &UserInfo,
+    q: &Query,
+    content_type: &str,
+    accept: &str,
+    body: &Value,
+) -> Response {
+    if t.rt.group == "authentication.k8s.io" && t.rt.plural == "selfsubjectreviews" {
+        // The open fake authenticates nobody, so it cannot say who a client is: it answers as a
+        // server without the API (before Kubernetes 1.28) does.
+        let enforcing = st.lock().authn.enforcing;
+        return match *method {
+            _ if !enforcing => status_error(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource"),
+            Method::POST => self_subject_review(user),
+            _ => status_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "selfsubjectreviews can only be created"),
+        };
+    }
     let ns = t.namespace.as_deref();
     let status_only = t.sub.as_deref() == Some("status");
     let dry_run = q.get("dryRun").is_some();
@@ -326,14 +510,16 @@ fn dispatch(st: &AppState, method: &Method, t: &Target, q: &Query, content_type:
                 Err(e) => store_error(e),
             }
         }
-        (Method::POST, None) => match st.lock().create(&t.rt, ns, body.clone(), dry_run) {
-            Ok(obj) => json_response(StatusCode::CREATED, &obj),
-            Err(e) => store_error(e),
+        (Method::POST, None) => match admitted(st, t, user, dry_run, false, |s, dry| s.create(&t.rt, ns, body.clone(), dry)) {
+            Ok((obj, warnings)) => with_warnings(json_response(StatusCode::CREATED, &obj), &warnings),
+            Err(refused) => *refused,
         },
-        (Method::PUT, Some(name)) => match st.lock().replace(&t.rt, ns, name, body.clone(), status_only, dry_run) {
-            Ok(obj) => json_response(StatusCode::OK, &obj),
-            Err(e) => store_error(e),
-        },
+        (Method::PUT, Some(name)) => {
+            match admitted(st, t, user, dry_run, false, |s, dry| s.replace(&t.rt, ns, name, body.clone(), status_only, dry)) {
+                Ok((obj, warnings)) => with_warnings(json_response(StatusCode::OK, &obj), &warnings),
+                Err(refused) => *refused,
+            }
+        }
         (Method::PATCH, Some(name)) => {
             let kind = match content_type.split(';').next().unwrap_or_default().trim() {
                 "application/merge-patch+json" => PatchKind::Merge,
@@ -356,13 +542,16 @@ fn dispatch(st: &AppState, method: &Method, t: &Target, q: &Query, content_type:
                     "strategic merge patch is not supported for custom resources",
                 );
             }
-            match st.lock().patch(&t.rt, ns, name, kind, body, q.get("fieldManager"), status_only, dry_run) {
-                Ok(obj) => json_response(StatusCode::OK, &obj),
-                Err(e) => store_error(e),
+            let manager = q.get("fieldManager");
+            let write = |s: &mut Store, dry: bool| s.patch(&t.rt, ns, name, kind, body, manager, status_only, dry);
+            match admitted(st, t, user, dry_run, false, write) {
+                Ok((obj, warnings)) => with_warnings(json_response(StatusCode::OK, &obj), &warnings),
+                Err(refused) => *refused,
             }
         }
         (Method::DELETE, Some(name)) => match DeleteOptions::parse(body, q.get("propagationPolicy"), dry_run)
-            .and_then(|opts| st.lock().delete_with(&t.rt, ns, name, &opts))
+            .map_err(|e| Box::new(store_error(e)))
+            .and_then(|opts| admitted(st, t, user, dry_run, true, |s, _| s.delete_with(&t.rt, ns, name, &opts)).map(|(obj, _)| obj))
         {
             Ok(obj)
                 if obj.pointer("/metadata/deletionTimestamp").is_some()
@@ -375,7 +564,7 @@ fn dispatch(st: &AppState, method: &Method, t: &Target, q: &Query, content_type:
                 &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                         "details": {"name": name, "kind": t.rt.plural, "uid": obj["metadata"]["uid"]}}),
             ),
-            Err(e) => store_error(e),
+            Err(refused) => *refused,
         },
         _ => status_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "verb not supported by the fake"),
     }

@@ -39,12 +39,37 @@
 //!   `sinceTime` and `timestamps`; each line has a timestamp (when it first appeared)
 //! - CEL rules (`x-kubernetes-validations`) of registered CRDs, enforced with kube-cel
 //! - `Table` responses (CRD printer columns) for `kubectl get`
-//! - a request log (user = bearer token, RBAC group/resource/verb) so tests can assert what was
-//!   (not) done and by whom, and scripted failures (`fail_requests`) as a loaded server gives them
+//! - a request log (user, RBAC group/resource/verb, status) so tests can assert what was (not)
+//!   done and by whom, and scripted failures (`fail_requests`) as a loaded server gives them
 //! - ObjectMeta validation of names and labels (422 `Invalid`, as the real server words it)
+//! - authentication (`authn.rs`), only with `FakeKube::start_enforcing`: bearer tokens registered
+//!   as a static token file lists users (`add_user`: name, groups, plus `system:authenticated`),
+//!   service-account tokens (`service_account_token`: `system:serviceaccount:<ns>:<name>` in
+//!   `system:serviceaccounts`, `system:serviceaccounts:<ns>`), `401 Unauthorized` for an unknown
+//!   token, `system:anonymous` without one; the built-in administrator (`ADMIN_TOKEN`, used by
+//!   `kubeconfig_yaml`) is in `system:masters`. `SelfSubjectReview` answers who the caller is.
+//!   With `FakeKube::start` the token is taken as the user name and every request is allowed
+//! - RBAC (`rbac.rs`), only with `start_enforcing`: Role, ClusterRole, RoleBinding and
+//!   ClusterRoleBinding (rbac.authorization.k8s.io/v1) stored through the API and evaluated as the
+//!   RBAC authorizer does (verbs incl. `*`, apiGroups, resources incl. `resource/subresource` and
+//!   `*/subresource`, resourceNames, nonResourceURLs; User, Group and ServiceAccount subjects;
+//!   `system:masters` allowed everything; the bootstrap grants to authenticated users for
+//!   discovery and self-reviews); apply-patch that creates needs `create` too; `403 Forbidden`
+//!   worded as the real server words it
+//! - validating admission policies (`admission.rs`), in both modes: ValidatingAdmissionPolicy and
+//!   its binding (admissionregistration.k8s.io/v1) with CEL over `request` (`userInfo`,
+//!   `operation`, ...), `object`, `oldObject`, `variables` and `namespaceObject`:
+//!   matchConstraints, binding matchResources, matchConditions, validations with `message`,
+//!   `messageExpression` and `reason`, `failurePolicy`, and the binding's `validationActions`
+//!   (Deny refuses with the real wording, Warn answers a `Warning` header, Audit is recorded)
 //!
-//! Not modelled: authentication/authorization (every token is allowed, only recorded),
-//! admission webhooks, schema validation of built-in kinds, `format`, `uniqueItems`,
+//! Not modelled: the open mode's authorization (every token is allowed, only recorded), client
+//! certificates, OIDC, token expiry and whether a ServiceAccount object exists, the bootstrap
+//! roles other than the grants above (`cluster-admin`, `admin`, `edit`, `view` and the control
+//! plane's roles do not exist unless created), RBAC escalation checks on writing roles and
+//! bindings, impersonation, SubjectAccessReviews, ValidatingAdmissionPolicy `paramKind` /
+//! `paramRef` and type checking, mutating admission and admission webhooks, admission of
+//! `pods/eviction`, schema validation of built-in kinds, `format`, `uniqueItems`,
 //! `multipleOf`, `min/maxProperties`, `allOf`/`anyOf`/`oneOf`/`not`, `x-kubernetes-list-type`
 //! and `-map-type` in CRD schemas, ratcheting inside lists, CRD version conversion (every served
 //! version has its own schema, objects are stored as written), the `/openapi` documents (use
@@ -53,12 +78,15 @@
 //! `resourceVersionMatch` on lists, graceful deletion (`gracePeriodSeconds` is ignored), and
 //! every built-in controller (no Deployment controller, no kubelet: tests play those roles).
 
+mod admission;
+mod authn;
 mod deletion;
 mod eviction;
 mod http;
 mod logs;
 mod pagination;
 mod patch;
+mod rbac;
 mod registry;
 mod schema;
 mod selector;
@@ -69,6 +97,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+pub use authn::{ADMIN_TOKEN, UserInfo};
 use logs::ContainerLog;
 pub use patch::{json_patch_lenient, merge_patch, strategic_merge_patch};
 pub use registry::ResourceType;
@@ -83,8 +112,24 @@ pub struct FakeKube {
 }
 
 impl FakeKube {
+    /// An open server: the bearer token is taken as the user name and every request is
+    /// allowed (see `authn`). Validating admission policies apply in both modes.
     pub async fn start() -> std::io::Result<Self> {
-        let store = Arc::new(Mutex::new(Store::new()));
+        Self::start_with(Store::new()).await
+    }
+
+    /// A server that authenticates and authorizes as a real one: only registered tokens
+    /// (`add_user`, `service_account_token`) and the built-in administrator's (`ADMIN_TOKEN`,
+    /// in `system:masters`, used by `kubeconfig_yaml`) are accepted, an unknown token is `401`,
+    /// and every request must be allowed by RBAC objects stored through the API (`403`).
+    pub async fn start_enforcing() -> std::io::Result<Self> {
+        let mut store = Store::new();
+        store.authn = authn::Authenticator::enforcing();
+        Self::start_with(store).await
+    }
+
+    async fn start_with(store: Store) -> std::io::Result<Self> {
+        let store = Arc::new(Mutex::new(store));
         let (notify, _) = tokio::sync::watch::channel(0u64);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -103,14 +148,35 @@ impl FakeKube {
 
     /// A kubeconfig for kube-rs (`Config::from_custom_kubeconfig`) and kubectl (`--kubeconfig`).
     pub fn kubeconfig_yaml(&self, namespace: &str) -> String {
-        self.kubeconfig_yaml_as(namespace, "test-admin")
+        self.kubeconfig_yaml_as(namespace, ADMIN_TOKEN)
     }
 
-    /// Same, authenticating as `user`: the fake authorizes everything but records the user in
-    /// the request log, so tests can check what one client (e.g. the operator) did.
-    pub fn kubeconfig_yaml_as(&self, namespace: &str, user: &str) -> String {
+    /// Registers a user's bearer token, as a line of a static token file would (enforcing
+    /// mode; `system:authenticated` is added to `groups`). Returns the user.
+    pub fn add_user(&self, token: &str, username: &str, groups: &[&str]) -> UserInfo {
+        let user = UserInfo::new(username, groups);
+        self.lock().authn.register(token, user.clone());
+        user
+    }
+
+    /// A token for service account `namespace/name` (a JWT-shaped token whose `sub` is
+    /// `system:serviceaccount:<namespace>:<name>`), accepted from now on.
+    pub fn service_account_token(&self, namespace: &str, name: &str) -> String {
+        self.lock().authn.issue_service_account_token(namespace, name)
+    }
+
+    /// What bindings with `validationActions: [Audit]` recorded, in order.
+    pub fn admission_audit(&self) -> Vec<String> {
+        self.lock().admission_audit.clone()
+    }
+
+    /// Same, with `token` as the bearer token. With `FakeKube::start` the token is the user
+    /// name: everything is authorized but the user is recorded in the request log, so tests
+    /// can check what one client (e.g. the operator) did. With `start_enforcing` the token
+    /// must be registered (`add_user`, `service_account_token`).
+    pub fn kubeconfig_yaml_as(&self, namespace: &str, token: &str) -> String {
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: {namespace}\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: {user}\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: {namespace}\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: {token}\n",
             url = self.url()
         )
     }

@@ -135,6 +135,22 @@ pub fn builtins() -> Vec<ResourceType> {
     crd.namespaced = false;
     v.push(ns);
     v.push(crd);
+    // Access control: RBAC (what the authorizer reads), validating admission policies, and the
+    // self-subject review (answered, never stored: see `http`).
+    v.push(ResourceType::builtin("rbac.authorization.k8s.io", "v1", "Role", "roles", &[], false));
+    v.push(ResourceType::builtin("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", &[], false));
+    let cluster_scoped = [
+        ("rbac.authorization.k8s.io", "ClusterRole", "clusterroles", false),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding", "clusterrolebindings", false),
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy", "validatingadmissionpolicies", true),
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings", false),
+        ("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews", false),
+    ];
+    for (group, kind, plural, status) in cluster_scoped {
+        let mut t = ResourceType::builtin(group, "v1", kind, plural, &[], status);
+        t.namespaced = false;
+        v.push(t);
+    }
     for r in &mut v {
         if r.group.is_empty() && ["pods", "services", "configmaps", "secrets", "serviceaccounts"].contains(&r.plural.as_str())
             || ["deployments", "replicasets", "statefulsets", "daemonsets", "jobs"].contains(&r.plural.as_str())

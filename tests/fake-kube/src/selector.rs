@@ -50,3 +50,23 @@ pub fn field(obj: &Value, path: &str) -> Option<String> {
         other => other.to_string(),
     })
 }
+
+/// A `metav1.LabelSelector` object (`matchLabels`, `matchExpressions` with `In`, `NotIn`,
+/// `Exists`, `DoesNotExist`) against a labels map; an empty selector matches everything
+/// (apimachinery `LabelSelectorAsSelector`).
+pub fn label_selector_matches(selector: &Value, labels: &Value) -> bool {
+    let get = |k: &str| labels.get(k).and_then(Value::as_str);
+    let match_labels = selector["matchLabels"].as_object().into_iter().flatten().all(|(k, v)| get(k) == v.as_str());
+    let match_expressions = selector["matchExpressions"].as_array().into_iter().flatten().all(|e| {
+        let key = e["key"].as_str().unwrap_or_default();
+        let values: Vec<&str> = e["values"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        match e["operator"].as_str().unwrap_or_default() {
+            "In" => get(key).is_some_and(|v| values.contains(&v)),
+            "NotIn" => get(key).is_none_or(|v| !values.contains(&v)),
+            "Exists" => get(key).is_some(),
+            "DoesNotExist" => get(key).is_none(),
+            _ => false,
+        }
+    });
+    match_labels && match_expressions
+}

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use serde_json::{Value, json};
 
+use crate::authn::Authenticator;
 use crate::deletion::{self, DeleteOptions, Propagation};
 use crate::logs::ContainerLog;
 use crate::patch;
@@ -14,7 +15,8 @@ use crate::selector::{Selector, field, label};
 /// One resource request, for tests that assert what was (not) done and by whom.
 #[derive(Clone, Debug)]
 pub struct LoggedRequest {
-    /// The bearer token the client sent: the fake's stand-in for an authenticated user.
+    /// The authenticated user name (with `FakeKube::start`, the bearer token the client sent;
+    /// empty when the token was refused).
     pub user: String,
     /// RBAC view of the request: API group, resource (`pods/log`, `incidents/status`), verb.
     pub group: String,
@@ -66,6 +68,7 @@ pub struct HistEntry {
     pub prev: Option<Value>,
 }
 
+#[derive(Clone, Copy)]
 pub enum PatchKind {
     Merge,
     Json,
@@ -102,6 +105,10 @@ pub struct Store {
     pub faults: Vec<Fault>,
     /// Owners deleted in the foreground, waiting for their blocking dependents.
     foreground_pending: BTreeSet<ObjKey>,
+    /// Who a bearer token is (`authn`).
+    pub authn: Authenticator,
+    /// Admission failures of bindings whose `validationActions` include `Audit`.
+    pub admission_audit: Vec<String>,
 }
 
 fn now() -> String {
@@ -150,6 +157,8 @@ impl Store {
             uid_counter: 0,
             faults: Vec::new(),
             foreground_pending: BTreeSet::new(),
+            authn: Authenticator::default(),
+            admission_audit: Vec::new(),
         }
     }
 
@@ -178,6 +187,11 @@ impl Store {
             namespace: ns.unwrap_or_default().into(),
             name: name.into(),
         })
+    }
+
+    /// Every stored object of one type, in all namespaces.
+    pub fn objects_of(&self, group: &str, plural: &str) -> Vec<&Value> {
+        self.objects.iter().filter(|(k, _)| k.group == group && k.plural == plural).map(|(_, v)| v).collect()
     }
 
     pub fn get_typed(&self, rt: &ResourceType, ns: Option<&str>, name: &str) -> Result<Value, StoreError> {

@@ -1,6 +1,10 @@
 //! API-server semantics of the fake (a TEST STAND-IN) that clients depend on, checked through a
 //! kube-rs `Client` as the operator uses it: schema validation, pruning and defaulting of custom
-//! resources, paginated lists, deletion propagation, filtered watches, log filters, eviction.
+//! resources, paginated lists, deletion propagation, filtered watches, log filters, eviction;
+//! authentication, RBAC and validating admission policies in `api_semantics/access.rs`.
+
+#[path = "api_semantics/access.rs"]
+mod access;
 
 use std::time::Duration;
 

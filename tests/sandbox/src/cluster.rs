@@ -1,6 +1,8 @@
 //! Starts the simulated cluster: the API server stand-in on a free loopback port, the Salve CRDs
 //! (the files in `crds/`), the controllers, the proxy and the kubelet, each looping on a short
-//! resync period until the cluster is stopped. Writes a kubeconfig for kubectl and kube-rs.
+//! resync period until the cluster is stopped. The API server enforces authentication, RBAC and
+//! admission (`access`). Writes a kubeconfig for kubectl and kube-rs (the administrator's), and
+//! one per person (`kubeconfig-<name>`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use tokio_util::sync::CancellationToken;
 
+use crate::access;
 use crate::clock::TimeScale;
 use crate::controllers::{daemon_set, deployment, job, replica_set, stateful_set};
 use crate::events::Recorder;
@@ -67,7 +70,7 @@ impl Default for NodeOptions {
 
 pub struct Cluster {
     pub fake: Arc<FakeKube>,
-    /// A cluster-admin client (`kubectl` as a person would use it).
+    /// A cluster-admin client (`sandbox-admin`, in `system:masters`).
     pub client: Client,
     pub kubeconfig: PathBuf,
     shutdown: CancellationToken,
@@ -75,12 +78,17 @@ pub struct Cluster {
     workdir: PathBuf,
 }
 
-/// A client authenticated as `user` (the API server stand-in records who did what).
-pub async fn client_as(fake: &FakeKube, namespace: &str, user: &str) -> Result<Client, ClusterError> {
-    let kc = Kubeconfig::from_yaml(&fake.kubeconfig_yaml_as(namespace, user)).map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
+/// A client that authenticates with `token` (see `access` for who is who).
+pub async fn client_as(fake: &FakeKube, namespace: &str, token: &str) -> Result<Client, ClusterError> {
+    let kc = Kubeconfig::from_yaml(&fake.kubeconfig_yaml_as(namespace, token)).map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
     let cfg =
         Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
     Client::try_from(cfg).map_err(|e| ClusterError::Kubeconfig(e.to_string()))
+}
+
+/// The kubeconfig file of one of `access::PEOPLE` in a cluster's work directory.
+pub fn person_kubeconfig(workdir: &Path, person: &str) -> PathBuf {
+    workdir.join(format!("kubeconfig-{person}"))
 }
 
 impl Cluster {
@@ -91,12 +99,31 @@ impl Cluster {
 
     /// A cluster whose node has `node`'s capacity.
     pub async fn start_with(opts: ClusterOptions, node: NodeOptions) -> Result<Self, ClusterError> {
+        Self::start_inner(opts, node, true).await
+    }
+
+    /// A cluster whose API server does not enforce access (`FakeKube::start`: the bearer token
+    /// is taken as the user name and only recorded) and has no approval policy: for the
+    /// operator's integration tests, which check the operator's requests against
+    /// `operator/examples/rbac.yaml` themselves and write approvals in any name.
+    pub async fn start_open(opts: ClusterOptions) -> Result<Self, ClusterError> {
+        Self::start_inner(opts, NodeOptions::default(), false).await
+    }
+
+    async fn start_inner(opts: ClusterOptions, node: NodeOptions, enforce: bool) -> Result<Self, ClusterError> {
         std::fs::create_dir_all(&opts.workdir).map_err(|e| ClusterError::Write(opts.workdir.display().to_string(), e))?;
-        let fake = Arc::new(FakeKube::start().await.map_err(ClusterError::Start)?);
+        let fake = if enforce { FakeKube::start_enforcing().await } else { FakeKube::start().await };
+        let fake = Arc::new(fake.map_err(ClusterError::Start)?);
+        access::register_users(&fake);
         let kubeconfig = opts.workdir.join("kubeconfig");
-        std::fs::write(&kubeconfig, fake.kubeconfig_yaml_as("default", "sandbox-admin"))
+        std::fs::write(&kubeconfig, fake.kubeconfig_yaml_as("default", access::ADMIN))
             .map_err(|e| ClusterError::Write(kubeconfig.display().to_string(), e))?;
-        let client = client_as(&fake, "default", "sandbox-admin").await?;
+        for (person, _) in access::PEOPLE {
+            let path = person_kubeconfig(&opts.workdir, person);
+            std::fs::write(&path, fake.kubeconfig_yaml_as("default", person))
+                .map_err(|e| ClusterError::Write(path.display().to_string(), e))?;
+        }
+        let client = client_as(&fake, "default", access::ADMIN).await?;
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
         for text in CRDS {
             let crd: CustomResourceDefinition =
@@ -111,7 +138,7 @@ impl Cluster {
         // The control plane: Deployment, ReplicaSet, StatefulSet, DaemonSet and Job controllers,
         // Endpoints, kube-proxy.
         {
-            let client = client_as(&fake, "kube-system", "system:kube-controller-manager").await?;
+            let client = client_as(&fake, "kube-system", access::CONTROL_PLANE).await?;
             let events = Recorder::new(client.clone(), "deployment-controller");
             let rs_events = Recorder::new(client.clone(), "replicaset-controller");
             let sts_events = Recorder::new(client.clone(), "statefulset-controller");
@@ -142,7 +169,7 @@ impl Cluster {
         }
         // The node.
         {
-            let client = client_as(&fake, "kube-system", "system:node:sandbox-node").await?;
+            let client = client_as(&fake, "kube-system", access::NODE_USER).await?;
             let exe = match &opts.exe {
                 Some(exe) => exe.clone(),
                 None => std::env::current_exe().map_err(ClusterError::Start)?,
@@ -162,6 +189,11 @@ impl Cluster {
                 }
                 kubelet.stop_all();
             }));
+        }
+        // What an administrator installs once the control plane runs: the people's RBAC and the
+        // approval policy.
+        if enforce {
+            access::install(&client).await?;
         }
         Ok(Self { fake, client, kubeconfig, shutdown, loops, workdir: opts.workdir })
     }

@@ -8,6 +8,8 @@
 //! Every known difference from a real cluster is listed in this crate's README.
 //!
 //! - `cluster`: starts the API server and the loops, writes a kubeconfig
+//! - `access`: users, their tokens and kubeconfig files, the operator's ServiceAccount and RBAC,
+//!   the approval policy
 //! - `controllers`: Deployment, ReplicaSet, StatefulSet, DaemonSet and Job controllers
 //! - `kubelet`: pods, containers (processes), volumes, probes, back-off, node pressure and
 //!   eviction, events
@@ -15,6 +17,7 @@
 //! - `images`: what an image name runs (OMS, IMS, scripted behaviours)
 //! - `demo`, `scenario`: the `demo` and `run` commands
 
+pub mod access;
 pub mod bench;
 pub mod clock;
 pub mod cluster;

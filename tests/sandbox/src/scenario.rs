@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::TimeScale;
-use crate::cluster::{Cluster, ClusterOptions, ensure_namespace};
+use crate::cluster::{Cluster, ClusterOptions, client_as, ensure_namespace};
 use crate::demo::alerts::{self, AlertContext, AlertEvent, AlertRule};
 use crate::demo::operator::{RunningOperator, WEBHOOK_TOKEN};
 use crate::demo::{apply, traffic};
@@ -273,7 +273,10 @@ async fn drive(s: &Scenario, opts: &RunOptions, cluster: &Cluster, say: &impl Fn
     let injected = Instant::now();
     let what = inject(&client, &s.fault).await?;
     say(Progress::FaultInjected(what));
-    let outcome = follow(s, &client, say, &mut alert_rx, injected).await;
+    // The on-call person approves with their own credentials: the approval policy accepts an
+    // approval only in the name of the user who writes it.
+    let on_call = client_as(&cluster.fake, NAMESPACE, ON_CALL).await?;
+    let outcome = follow(s, &client, &on_call, say, &mut alert_rx, injected).await;
     // The verification is judged by the operator; the alert's own resolution is reported too.
     while let Ok(ev) = alert_rx.try_recv() {
         say(Progress::Alert(ev));
@@ -384,12 +387,14 @@ async fn inject(client: &kube::Client, fault: &Fault) -> Result<String, Scenario
 async fn follow(
     s: &Scenario,
     client: &kube::Client,
+    on_call: &kube::Client,
     say: &impl Fn(Progress),
     alert_rx: &mut mpsc::UnboundedReceiver<AlertEvent>,
     injected: Instant,
 ) -> Result<Outcome, ScenarioError> {
     let incidents: Api<Incident> = Api::namespaced(client.clone(), NAMESPACE);
     let remediations: Api<Remediation> = Api::namespaced(client.clone(), NAMESPACE);
+    let approver: Api<Remediation> = Api::namespaced(on_call.clone(), NAMESPACE);
     let deadline = injected + Duration::from_secs(s.timeout_seconds);
     let mut seen: std::collections::BTreeSet<String> = Default::default();
     loop {
@@ -415,7 +420,7 @@ async fn follow(
                     });
                 }
             }
-            narrate_remediations(&rems.items, s, &remediations, &mut seen, say).await;
+            narrate_remediations(&rems.items, s, &approver, &mut seen, say).await;
             if st.phase.is_terminal() {
                 let name = inc.metadata.name.clone().unwrap_or_default();
                 let last = st.remediations.last().and_then(|n| rems.items.iter().find(|r| r.metadata.name.as_deref() == Some(n.as_str())));
@@ -443,11 +448,12 @@ async fn follow(
     }
 }
 
-/// Reports each Remediation phase once and approves, as the on-call person, what waits for one.
+/// Reports each Remediation phase once and approves, as the on-call person (`approver` is
+/// authenticated as them), what waits for one.
 async fn narrate_remediations(
     items: &[Remediation],
     s: &Scenario,
-    remediations: &Api<Remediation>,
+    approver: &Api<Remediation>,
     seen: &mut std::collections::BTreeSet<String>,
     say: &impl Fn(Progress),
 ) {
@@ -464,7 +470,7 @@ async fn narrate_remediations(
         if waiting && s.approve {
             let name = r.metadata.name.clone().unwrap_or_default();
             let body = json!({"spec": {"approval": {"state": "Approved", "by": ON_CALL}}});
-            if remediations.patch(&name, &PatchParams::default(), &Patch::Merge(body)).await.is_ok() {
+            if approver.patch(&name, &PatchParams::default(), &Patch::Merge(body)).await.is_ok() {
                 say(Progress::Approved { name, by: ON_CALL.into() });
             }
         }

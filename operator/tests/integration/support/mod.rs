@@ -57,7 +57,9 @@ pub async fn env() -> Env {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let workdir = tempfile::tempdir().expect("workdir");
     let exe = salve_sandbox::executable::sandbox_executable().expect("the salve-sandbox binary");
-    let cluster = Cluster::start(ClusterOptions {
+    // Open access (the token is the user name, only recorded): these tests check the
+    // operator's requests against examples/rbac.yaml themselves (assert_rbac_covers_operator_requests).
+    let cluster = Cluster::start_open(ClusterOptions {
         workdir: workdir.path().to_path_buf(),
         scale: TimeScale::default(),
         sync_frequency: Duration::from_secs(2),

@@ -34,7 +34,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use self::processes::Measured;
 use crate::clock::TimeScale;
-use crate::cluster::{Cluster, ClusterOptions, ensure_namespace};
+use crate::cluster::{Cluster, ClusterOptions, client_as, ensure_namespace};
 
 const NS: &str = "bench";
 
@@ -117,6 +117,15 @@ fn seed_evidence(i: usize) -> Result<operator::domain::evidence::Evidence, kube:
 /// (bounded copy, digest, and the full record in its ConfigMap, assembled by the operator's own
 /// code), the Remediation's with its snapshot, patch and verification. An operator catching up
 /// with them has nothing left to write.
+/// A client that writes the seeded objects as the operator wrote them: as its ServiceAccount
+/// (the approval policy lets only it sign as `salve-operator/policy`), here with every
+/// permission, since the bench measures speed, not access.
+async fn seeder(cluster: &Cluster) -> Result<kube::Client, String> {
+    let operator = format!("system:serviceaccount:{}:{}", crate::access::OPERATOR_NAMESPACE, crate::access::OPERATOR_SERVICE_ACCOUNT);
+    cluster.fake.add_user("bench-seeder", &operator, &["system:masters"]);
+    client_as(&cluster.fake, NS, "bench-seeder").await.map_err(|e| e.to_string())
+}
+
 async fn seed(client: &kube::Client, from: usize, n: usize) -> Result<(), kube::Error> {
     use operator::controllers::post_mortem::assemble;
     use operator::crd::IncidentStatus;
@@ -208,6 +217,8 @@ fn controller_binary(which: Measured) -> Result<PathBuf, String> {
 }
 
 async fn spawn(cluster: &Cluster, which: Measured, user: &str, sqs_queue: Option<&str>) -> Result<Child, String> {
+    // The bench measures speed, not access: each measured controller may do everything.
+    cluster.fake.add_user(user, user, &["system:masters"]);
     let kubeconfig = cluster.workdir().join(format!("kubeconfig-{user}"));
     std::fs::write(&kubeconfig, cluster.fake.kubeconfig_yaml_as(NS, user)).map_err(|e| e.to_string())?;
     let exe = controller_binary(which)?;
@@ -317,7 +328,8 @@ async fn measure_controller(
     // Each figure is taken from a process started on a cluster that already holds the objects
     // (as after a restart or a failover), so catching up is only catching up: seeding while a
     // controller runs would let it find half-written objects and do real work on them.
-    seed(&cluster.client, 0, n.min(1000)).await.map_err(|e| e.to_string())?;
+    let seeder = seeder(cluster).await?;
+    seed(&seeder, 0, n.min(1000)).await.map_err(|e| e.to_string())?;
     let mut started = Instant::now();
     let mut child = spawn(cluster, which, user, sqs_queue).await?;
     let objects = |incidents: usize| (2 * incidents) as f64;
@@ -330,7 +342,7 @@ async fn measure_controller(
             let _ = tokio::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(15), child.child.wait()).await;
-        seed(&cluster.client, 1000, n - 1000).await.map_err(|e| e.to_string())?;
+        seed(&seeder, 1000, n - 1000).await.map_err(|e| e.to_string())?;
         first_request = cluster.fake.requests().len();
         started = Instant::now();
         child = spawn(cluster, which, user, sqs_queue).await?;

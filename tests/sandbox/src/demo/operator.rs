@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use operator::config::RunArgs;
 use tokio_util::sync::CancellationToken;
 
+use crate::access;
 use crate::cluster::{Cluster, ClusterError, client_as};
 
 /// The webhook's bearer token inside the sandbox.
@@ -21,13 +22,16 @@ pub struct RunningOperator {
 
 impl RunningOperator {
     pub async fn start(cluster: &Cluster, namespace: &str, verify_window_seconds: u32) -> Result<Self, ClusterError> {
-        let client = client_as(&cluster.fake, namespace, "system:serviceaccount:salve-system:salve-operator").await?;
+        // As in a cluster: the operator's ServiceAccount, with exactly the example RBAC.
+        let token = access::install_operator(&cluster.fake, &cluster.client, namespace).await?;
+        let client = client_as(&cluster.fake, namespace, &token).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(ClusterError::Start)?;
         let addr: SocketAddr = listener.local_addr().map_err(ClusterError::Start)?;
         let mut args = RunArgs::defaults();
         args.http_addr = addr;
         args.identity = "salve-operator-0".into();
-        args.lease_namespace = namespace.into();
+        // The Lease the example RBAC lets it hold (salve-system/salve-operator-leader).
+        args.lease_namespace = access::OPERATOR_NAMESPACE.into();
         args.allowed_namespaces = vec![namespace.into()];
         args.dry_run = Some(false);
         args.verify_window_seconds = verify_window_seconds;
