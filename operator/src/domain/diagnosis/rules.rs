@@ -740,9 +740,7 @@ fn errors_after_rollout(f: &Facts, ev: &Evidence) -> Vec<Hypothesis> {
     if errors.len() < 2 {
         return Vec::new();
     }
-    let dependency = f.lines.iter().any(|l| {
-        l.signals.iter().any(|s| matches!(s, Signal::Dns | Signal::Connection | Signal::Throttling | Signal::Permission | Signal::Tls))
-    });
+    let dependency = dependency_errors(f);
     let mut h = Hypothesis::new(
         "errors-after-rollout",
         RootCause::Code_Bug,
@@ -783,9 +781,7 @@ fn errors_after_config_change(f: &Facts) -> Vec<Hypothesis> {
     if alarm.is_none() && logged.len() < 2 {
         return Vec::new();
     }
-    let dependency = f.lines.iter().any(|l| {
-        l.signals.iter().any(|s| matches!(s, Signal::Dns | Signal::Connection | Signal::Throttling | Signal::Permission | Signal::Tls))
-    });
+    let dependency = dependency_errors(f);
     let mut h = Hypothesis::new(
         "errors-after-config-change",
         RootCause::Config_Error,
@@ -818,6 +814,7 @@ fn hpa_at_max(f: &Facts, ev: &Evidence, limits: &ActionLimits) -> Vec<Hypothesis
     // dependency, not the replica count, is the limit.
     let throttled = f.lines.iter().any(|l| {
         l.source != LineSource::Alarm
+            && !is_probe_event(l)
             && l.signals.iter().any(|s| {
                 matches!(s, Signal::Throttling | Signal::Connection | Signal::Dns | Signal::Tls | Signal::Permission | Signal::Upstream5xx)
             })
@@ -859,6 +856,20 @@ fn category_of(s: Signal) -> (RootCause, f64) {
     }
 }
 
+/// Whether a dependency is failing: DNS, refused or reset connections, throttling, denied
+/// calls or TLS errors in the logs, events or alarm. A kubelet probe's message ("Readiness probe
+/// failed: ... connection refused") is about the pod itself — a container that is not listening
+/// yet while it starts — not about anything downstream, so it is not one.
+fn dependency_errors(f: &Facts) -> bool {
+    f.lines.iter().filter(|l| !is_probe_event(l)).any(|l| {
+        l.signals.iter().any(|s| matches!(s, Signal::Dns | Signal::Connection | Signal::Throttling | Signal::Permission | Signal::Tls))
+    })
+}
+
+fn is_probe_event(l: &super::facts::Line) -> bool {
+    matches!(&l.source, LineSource::Event { reason, .. } if reason == "Unhealthy")
+}
+
 /// Text support: every recognised pattern, stronger with more distinct lines and when it comes
 /// from a crashing container. Never an action.
 fn text_patterns(f: &Facts) -> Vec<Hypothesis> {
@@ -873,10 +884,7 @@ fn text_patterns(f: &Facts) -> Vec<Hypothesis> {
         let lines: Vec<&super::facts::Line> = f
             .lines_with(signal)
             // A kubelet probe message describes the pod itself, not a downstream.
-            .filter(|l| {
-                !(matches!(&l.source, LineSource::Event { reason, .. } if reason == "Unhealthy")
-                    && matches!(signal, Signal::Connection | Signal::Upstream5xx))
-            })
+            .filter(|l| !(is_probe_event(l) && matches!(signal, Signal::Connection | Signal::Upstream5xx)))
             .collect();
         let weight: f64 = lines.iter().map(|l| if l.source == LineSource::Alarm { 0.5 } else { 1.0 }).sum();
         if weight == 0.0 {

@@ -312,3 +312,39 @@ fn log_lines_alone_never_restore_a_config_change() {
     let d = run(ev);
     assert!(d.proposed_action.is_none(), "{:?}", d.proposed_action);
 }
+
+/// A kubelet probe that meets a container not listening yet ("connection refused" while it
+/// starts) is about the pod, not a dependency: it does not weaken a config change's restore.
+#[test]
+fn a_probe_refused_while_starting_is_not_a_dependency_error() {
+    let mut ev = base();
+    ev.ready_replicas = 2;
+    ev.pods = vec![pod("oms-1", |_| {}), pod("oms-2", |_| {})];
+    ev.signal = "ErrorBudgetBurn: 24% of requests failed over the last 10s".into();
+    ev.config_changes = vec![ConfigChange {
+        config_map: "oms-settings".into(),
+        key: "settings.toml".into(),
+        previous: Some("request_timeout_ms = 10000".into()),
+        current: Some("request_timeout_ms = 1".into()),
+        observed_at: "2026-01-01T00:00:00Z".into(),
+        redacted: false,
+    }];
+    ev.events = vec![EventEvidence {
+        reason: "Unhealthy".into(),
+        object: "Pod/oms-1".into(),
+        message: "Readiness probe failed: Get \"http://10.0.0.7:8080/readyz\": dial tcp 10.0.0.7:8080: connect: connection refused".into(),
+        ..Default::default()
+    }];
+    let d = run(ev.clone());
+    assert_eq!(d.proposed_action.map(|a| a.kind), Some(ActionKind::SetConfigMapKey), "{}", d.summary);
+    // The same words from the application's own log are a dependency failing.
+    ev.events.clear();
+    ev.logs = vec![crate::domain::evidence::LogTail {
+        pod: "oms-1".into(),
+        container: "oms".into(),
+        lines: vec!["ERROR calling ims: dial tcp 10.0.0.9:8080: connect: connection refused".into()],
+        pod_ready: Some(true),
+        ..Default::default()
+    }];
+    assert!(run(ev).confidence < 0.5, "a dependency error speaks against the config change");
+}
