@@ -14,7 +14,7 @@ renders, the namespaces created so far and the CRD schemas.
               a new apiKeys.value still rolls the pods
   rbac        where each grant lives: with a finite operator.policy.allowedNamespaces, a Role +
               RoleBinding in exactly each listed namespace, and the ClusterRole holds only
-              cluster-wide reads (no write anywhere cluster-wide); with ["*"] one ClusterRole;
+              cluster-wide reads (no write cluster-wide but Incident status and Events); with ["*"] one ClusterRole;
               the leader-election Lease only in the release namespace; the default render grants
               exactly what operator/examples/rbac.yaml grants, in the same places; every rule
               of the chart and of the example carries a comment saying why
@@ -159,6 +159,9 @@ print("  [api-keys] renders are byte-identical per values; generated Secret kept
 WRITE = {"create", "update", "patch", "delete", "deletecollection"}
 # Nodes are cluster-scoped: evidence reads the conditions of the nodes a workload's pods run on.
 CLUSTER_READ_RESOURCES = {("salve.dev", "incidents"), ("salve.dev", "remediations"), ("", "configmaps"), ("", "nodes")}
+# The only writes granted cluster-wide: an Incident opened in a namespace the policy does not
+# allow still gets its answer (status NamespaceNotAllowed and a Warning Event), never a 403 loop.
+CLUSTER_WRITES = {("salve.dev", "incidents/status", "patch"), ("events.k8s.io", "events", "create"), ("events.k8s.io", "events", "patch")}
 
 
 def rule_grants(rule):
@@ -209,6 +212,8 @@ def check_placement(label, docs, sa_name, sa_ns, allowed, lease):
             errs.append(f"{label}: allowedNamespaces is * but the ClusterRole cannot patch Deployments")
     else:
         for g in sorted(cluster):
+            if (g[0], g[1], g[2]) in CLUSTER_WRITES:
+                continue
             if g[2] in WRITE or (g[0], g[1]) not in CLUSTER_READ_RESOURCES:
                 errs.append(f"{label}: cluster-wide {g[2]} {g[0] or 'core'}/{g[1]} although the policy allows only {sorted(allowed)}")
         if set(namespaced) != set(allowed):

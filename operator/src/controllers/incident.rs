@@ -201,6 +201,14 @@ async fn reconcile_incident(inc: &Incident, ctx: &Context) -> Result<Action, Err
         IncidentPhase::Investigating => Some(investigate(inc, &ns, &mut st, ctx, &mut pending).await?),
         IncidentPhase::Diagnosed => Some(create_remediation(inc, &ns, &mut st, ctx).await?),
         IncidentPhase::Remediating | IncidentPhase::Verifying => follow_remediation(&ns, &mut st, ctx).await?,
+        // Nothing was done in a namespace the policy does not allow, and nothing is written
+        // there but the Incident's status: no post-mortem.
+        IncidentPhase::Resolved | IncidentPhase::Escalated if !ctx.policy.allows_namespace(&ns) => {
+            if notification_changed {
+                status::apply_status(&Api::<Incident>::namespaced(ctx.client.clone(), &ns), inc, &st).await.map_err(Error::WriteStatus)?;
+            }
+            return Ok(Action::await_change());
+        }
         IncidentPhase::Resolved | IncidentPhase::Escalated => {
             // A person may score the outcome later, and an archive upload may have failed:
             // keep the post-mortem (ConfigMap, status copy, S3) in step.
@@ -233,7 +241,7 @@ async fn reconcile_incident(inc: &Incident, ctx: &Context) -> Result<Action, Err
     let ready = if next.to.is_terminal() { ConditionStatus::True } else { ConditionStatus::False };
     set_condition(&mut st.conditions, Condition::new(condition_type::READY, ready, next.reason, next.message.clone(), &now));
     stalled::clear_stalled(&mut st.conditions, &now);
-    if next.to.is_terminal() {
+    if next.to.is_terminal() && ctx.policy.allows_namespace(&ns) {
         // Never blocks the terminal phase: whatever fails here is retried by the next reconcile.
         match sync_post_mortem(inc, &ns, &mut st, ctx).await {
             Ok(sync) => pending.extend(sync.events),

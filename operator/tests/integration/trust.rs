@@ -146,3 +146,49 @@ async fn an_abandoned_change_stays_in_place_and_names_who_abandoned_it() {
     op.stop().await;
     env.stop().await;
 }
+
+/// In a cluster that enforces RBAC as a real one does, with exactly the chart's RBAC, an
+/// Incident someone opens in a namespace the policy does not allow gets its answer in status
+/// (`NamespaceNotAllowed`) and one Warning Event, and the operator is refused nothing: no 403
+/// to retry forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_in_a_namespace_not_allowed_is_answered_without_a_403_loop() {
+    let (env, token) = enforcing_env().await;
+    salve_sandbox::cluster::ensure_namespace(&env.client, "payments").await.expect("namespace");
+    let mut a = args("replica-a");
+    a.lease_namespace = salve_sandbox::access::OPERATOR_NAMESPACE.into();
+    let op = start_operator_as(&env, a, None, &token).await;
+    let inc: Incident = serde_json::from_value(json!({
+        "apiVersion": "salve.dev/v1alpha1", "kind": "Incident",
+        "metadata": {"name": "psp-down", "namespace": "payments"},
+        "spec": {"service": "psp", "severity": "High", "source": {"kind": "Manual"}, "target": {"kind": "Deployment", "name": "psp"}}
+    }))
+    .expect("incident");
+    let api = Api::<Incident>::namespaced(env.client.clone(), "payments");
+    api.create(&PostParams::default(), &inc).await.expect("create");
+    let inc = eventually("answered", || async {
+        let i = api.get("psp-down").await.ok()?;
+        (i.status.as_ref().map(|s| s.phase.as_str()) == Some("Escalated")).then_some(i)
+    })
+    .await;
+    let ready = inc.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready")).expect("ready");
+    assert_eq!(ready.reason, "NamespaceNotAllowed", "{}", ready.message);
+    eventually("the Warning Event", || async {
+        let evs =
+            Api::<k8s_openapi::api::events::v1::Event>::namespaced(env.client.clone(), "payments").list(&Default::default()).await.ok()?;
+        evs.items.into_iter().find(|e| e.reason.as_deref() == Some("NamespaceNotAllowed"))
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let operator_user = format!("system:serviceaccount:{}:salve-operator", salve_sandbox::access::OPERATOR_NAMESPACE);
+    let refused: Vec<String> = env
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.status == 403 && (r.user == operator_user || r.user == token))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(refused.is_empty(), "the operator was refused: {refused:?}");
+    op.stop().await;
+    env.stop().await;
+}

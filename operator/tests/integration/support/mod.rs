@@ -128,13 +128,40 @@ pub async fn start_operator(env: &Env, args: RunArgs) -> Running {
 
 /// Starts the operator; with `listener`, it also serves /healthz, /readyz and /metrics there.
 pub async fn start_operator_with(env: &Env, args: RunArgs, listener: Option<tokio::net::TcpListener>) -> Running {
+    start_operator_as(env, args, listener, "salve-operator").await
+}
+
+/// A simulated cluster that enforces authentication, RBAC and admission as a real one does,
+/// with the operator's ServiceAccount bound to exactly `operator/examples/rbac.yaml` (its Role
+/// in `shop`) and the approval policy. The test acts as the sandbox's administrator. Returns
+/// the operator's token.
+pub async fn enforcing_env() -> (Env, String) {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let workdir = tempfile::tempdir().expect("workdir");
+    let exe = salve_sandbox::executable::sandbox_executable().expect("the salve-sandbox binary");
+    let opts = ClusterOptions {
+        workdir: workdir.path().to_path_buf(),
+        scale: TimeScale::default(),
+        sync_frequency: Duration::from_secs(2),
+        exe: Some(exe),
+    };
+    let cluster = Cluster::start(opts).await.expect("simulated cluster");
+    ensure_namespace(&cluster.client, NS).await.expect("namespace");
+    let admin = salve_sandbox::access::ADMIN;
+    let client = client_as(&cluster.fake, NS, admin).await.expect("client");
+    let token = salve_sandbox::access::install_operator(&cluster.fake, &client, NS).await.expect("operator RBAC");
+    (Env { fake: cluster.fake.clone(), client, cluster, _workdir: workdir }, token)
+}
+
+/// Starts the operator authenticating with `token`.
+pub async fn start_operator_as(env: &Env, args: RunArgs, listener: Option<tokio::net::TcpListener>, token: &str) -> Running {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name(format!("operator-{}", args.identity))
         .enable_all()
         .build()
         .expect("operator runtime");
-    let kc = kube::config::Kubeconfig::from_yaml(&env.fake.kubeconfig_yaml_as(NS, "salve-operator")).expect("kubeconfig");
+    let kc = kube::config::Kubeconfig::from_yaml(&env.fake.kubeconfig_yaml_as(NS, token)).expect("kubeconfig");
     let cfg = Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("config");
     let std_listener = listener.map(|l| l.into_std().expect("std listener"));
     let shutdown = CancellationToken::new();
