@@ -120,7 +120,8 @@ pub struct PrContext {
 
 pub fn title(action: &ProposedAction, ctx: &PrContext) -> String {
     let t = action.title.clone().unwrap_or_else(|| format!("Salve: fix for incident {}", ctx.incident));
-    t.chars().take(200).collect()
+    // Masked before it is cut, so the cut never leaves the start of a secret.
+    super::outbound::text(&t).chars().take(200).collect()
 }
 
 /// Markdown body: the diagnosis, the evidence it cites, how the fix will be verified, and the
@@ -156,7 +157,8 @@ pub fn body(action: &ProposedAction, ctx: &PrContext) -> String {
         inc = ctx.incident,
         rem = ctx.remediation
     ));
-    b
+    // The body goes to GitHub: the summary and cited evidence pass the outbound gate.
+    super::outbound::text(&b)
 }
 
 /// Labels on the PR: what opened it, and the root-cause category for triage.
