@@ -316,18 +316,7 @@ fn redact_one_line(line: &str) -> String {
         }
         _ => s,
     };
-    let s = KEY_VALUE.replace_all(&s, |c: &Captures| {
-        let (value, quote) = match (c.get(3), c.get(4), c.get(5)) {
-            (Some(v), _, _) => (v.as_str(), "\""),
-            (_, Some(v), _) => (v.as_str(), "'"),
-            (_, _, Some(v)) => (v.as_str(), ""),
-            _ => return c[0].to_string(),
-        };
-        if !is_secret_key(&c[1]) || harmless_value(value) || (quote.is_empty() && is_auth_scheme(value)) {
-            return c[0].to_string();
-        }
-        format!("{}{}{quote}{}{quote}", &c[1], &c[2], Kind::SecretValue.marker())
-    });
+    let s = mask_key_values(&s);
     let s = EMAIL.replace_all(&s, Kind::Email.marker());
     let s = CARD_CANDIDATE.replace_all(&s, |c: &Captures| {
         let m = &c[0];
@@ -340,6 +329,35 @@ fn redact_one_line(line: &str) -> String {
         if looks_like_secret_access_key(&c[0]) { Kind::AwsSecretKey.marker().to_string() } else { c[0].to_string() }
     });
     s.into_owned()
+}
+
+/// The `KEY_VALUE` pass. A pair whose key is not secret gives back its value to the search, so
+/// `rejected: password=hunter2` still finds `password=hunter2` inside it.
+fn mask_key_values(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut pos = 0;
+    while let Some(c) = KEY_VALUE.captures_at(s, pos) {
+        let (Some(whole), Some(key), Some(sep)) = (c.get(0), c.get(1), c.get(2)) else { break };
+        let (value, quote) = match (c.get(3), c.get(4), c.get(5)) {
+            (Some(v), _, _) => (v, "\""),
+            (_, Some(v), _) => (v, "'"),
+            (_, _, Some(v)) => (v, ""),
+            _ => break,
+        };
+        let v = value.as_str();
+        if is_secret_key(key.as_str()) && !harmless_value(v) && !(quote.is_empty() && is_auth_scheme(v)) {
+            out.push_str(&s[pos..whole.start()]);
+            out.push_str(&format!("{}{}{quote}{}{quote}", key.as_str(), sep.as_str(), Kind::SecretValue.marker()));
+            pos = whole.end();
+        } else {
+            // Past the key and separator only: the value may hold a pair of its own.
+            let next = value.start().max(key.end());
+            out.push_str(&s[pos..next]);
+            pos = next;
+        }
+    }
+    out.push_str(&s[pos..]);
+    out
 }
 
 /// A ConfigMap value bound outside the operator: withheld whole under a secret-looking key,
