@@ -21,8 +21,8 @@ use serde_json::Value;
 use crate::domain::diagnoser::{DiagnoseError, Diagnoser, Diagnosis, DiagnosisInput};
 use crate::domain::diagnosis::RuleBasedDiagnoser;
 use crate::domain::investigation::{self, Budget, ToolExchange};
-use crate::domain::outbound;
 use crate::domain::model_prompt::{TOOL_NAME, build_investigation_prompt, build_prompt, estimate_cost, parse_answer, tool_schema};
+use crate::domain::outbound;
 
 #[derive(Clone, Debug)]
 pub struct BedrockSettings {

@@ -6,8 +6,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::action::ProposedAction;
-use super::outbound;
 use super::diagnoser::{DiagnosisInput, RootCause};
+use super::outbound;
 use super::signature::content_hash;
 
 /// Name of the one tool the model must call.

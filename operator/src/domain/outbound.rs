@@ -209,7 +209,11 @@ mod tests {
     #[test]
     fn an_exported_action_keeps_what_a_replay_compares_and_masks_secrets() {
         let mut a = ProposedAction::new(ActionKind::PullRequest, "oms");
-        a.files = vec![FileChange { path: "apps/oms/values.yaml".into(), search: Some("memory: 256Mi".into()), replace: "memory: 512Mi\ntoken: ghp_16C7e42F292c6912E7710c838347Ae178B4a".into() }];
+        a.files = vec![FileChange {
+            path: "apps/oms/values.yaml".into(),
+            search: Some("memory: 256Mi".into()),
+            replace: "memory: 512Mi\ntoken: ghp_16C7e42F292c6912E7710c838347Ae178B4a".into(),
+        }];
         let out = action(&a);
         assert_eq!(out.files[0].replace, "memory: 512Mi\ntoken: [REDACTED:github-token]");
         let mut plain = ProposedAction::new(ActionKind::SetConfigMapKey, "oms-config");

@@ -280,4 +280,20 @@ mod tests {
         }
         assert_eq!(labels(Some("Resource_Limit")), ["salve", "remediation", "Resource_Limit"]);
     }
+
+    #[test]
+    fn title_and_body_never_carry_a_secret_the_diagnosis_quoted() {
+        let mut a = ProposedAction::new(ActionKind::PullRequest, "oms");
+        a.title = Some("Fix DATABASE_URL=postgres://oms:hunter2@db/shop".into());
+        let ctx = PrContext {
+            summary: "oms fails with Authorization: Bearer tok_0123456789".into(),
+            cited_evidence: vec!["payment key sk_live_4eC39HqLyjWDarjtT1zdp7dc rejected".into()],
+            ..Default::default()
+        };
+        let text = format!("{}\n{}", title(&a, &ctx), body(&a, &ctx));
+        for secret in ["hunter2", "tok_0123456789", "4eC39HqLyjWDarjtT1zdp7dc"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("postgres://oms:[REDACTED:url-password]@db/shop"), "{text}");
+    }
 }

@@ -210,13 +210,11 @@ static API_KEY: LazyLock<Regex> = LazyLock::new(|| regex(r"\b(?:sk|rk)_(?:live|t
 static GITHUB_TOKEN: LazyLock<Regex> = LazyLock::new(|| regex(r"\b(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,})"));
 static SLACK_TOKEN: LazyLock<Regex> = LazyLock::new(|| regex(r"\b(?:xox[abposr]-[A-Za-z0-9-]{8,}|xapp-[0-9]+-[A-Za-z0-9-]{8,})"));
 /// Kubernetes env entries in JSON: `{"name":"DB_PASSWORD","value":"…"}`.
-static ENV_ENTRY: LazyLock<Regex> =
-    LazyLock::new(|| regex(r#""name"\s*:\s*"([^"]*)"(\s*,\s*"value"\s*:\s*")((?:[^"\\]|\\.)*)""#));
+static ENV_ENTRY: LazyLock<Regex> = LazyLock::new(|| regex(r#""name"\s*:\s*"([^"]*)"(\s*,\s*"value"\s*:\s*")((?:[^"\\]|\\.)*)""#));
 /// `key=value`, `key: value`, `"key": "value"`, `key='v v'`; the key decides (see
 /// `is_secret_key`). A quoted value is masked whole, up to its closing quote.
-static KEY_VALUE: LazyLock<Regex> = LazyLock::new(|| {
-    regex(r#"([A-Za-z_][A-Za-z0-9_.-]*)(["']?[ \t]*[=:][ \t]*)(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([^\s"',;&}\]]+))"#)
-});
+static KEY_VALUE: LazyLock<Regex> =
+    LazyLock::new(|| regex(r#"([A-Za-z_][A-Za-z0-9_.-]*)(["']?[ \t]*[=:][ \t]*)(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([^\s"',;&}\]]+))"#));
 /// A config file line assigning a secret key: `db.password=…`, `  password: …`,
 /// `export API_TOKEN=…`. Everything after the separator is the value, spaces included.
 static ASSIGNMENT_LINE: LazyLock<Regex> =

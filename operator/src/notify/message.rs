@@ -205,4 +205,16 @@ mod tests {
         assert!(title.contains("(oms&lt;!here&gt;)"), "{title}");
         assert_eq!(slack_escape("mail ops@example.com"), "mail ops@example.com", "other @ are left alone");
     }
+
+    #[test]
+    fn notifications_never_carry_a_secret_the_story_quoted() {
+        let mut inc = incident("Escalated");
+        if let Some(st) = inc.status.as_mut() {
+            st.timeline[0].message = "oms-5xx-r1 failed: postgres://oms:hunter2@db refused, Bearer tok_0123456789".into();
+        }
+        let n = pending_notifications(&inc, &[&remediation("Failed")]);
+        let text = format!("{}{}", json_body(&n[0]), slack_body(&n[0]));
+        assert!(!text.contains("hunter2") && !text.contains("tok_0123456789"), "{text}");
+        assert!(text.contains("[REDACTED:url-password]"), "{text}");
+    }
 }

@@ -37,7 +37,8 @@ struct Canaries(Vec<(&'static str, String)>);
 
 impl Canaries {
     fn new() -> Self {
-        let places = ["env value", "Secret", "ConfigMap URL", "ConfigMap properties", "ConfigMap secret key", "log sk_live", "log Bearer", "Event"];
+        let places =
+            ["env value", "Secret", "ConfigMap URL", "ConfigMap properties", "ConfigMap secret key", "log sk_live", "log Bearer", "Event"];
         Canaries(places.into_iter().map(|p| (p, random_token())).collect())
     }
 
@@ -113,7 +114,8 @@ fn config_data(c: &Canaries) -> Value {
 /// password from a Secret, a literal password in env, and lines that print credentials.
 async fn plant(env: &Env, c: &Canaries) {
     create_config_map(env, CM, config_data(c), json!({})).await;
-    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "oms-db"}, "stringData": {"password": c.get("Secret")}})).expect("secret");
+    let secret: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "oms-db"}, "stringData": {"password": c.get("Secret")}})).expect("secret");
     Api::<Secret>::namespaced(env.client.clone(), NS).create(&PostParams::default(), &secret).await.expect("create secret");
     let script = json!({"port": 8080,
         "start_log": ["oms listening on :8080", format!("payment client ready with key sk_live_{}", c.get("log sk_live"))],
@@ -231,8 +233,12 @@ async fn canaries_planted_in_the_cluster_never_leave_it() {
     // logs and the Event, and kept what they said with the secrets masked.
     let status = serde_json::to_value(inc.status.as_ref().expect("status")).expect("json");
     let evidence = status["evidence"].to_string();
-    for seen in ["db.password=[REDACTED:secret-value]", "postgres://oms:[REDACTED:url-password]@db.shop", "[REDACTED:api-key]", "Bearer [REDACTED:authorization]"]
-    {
+    for seen in [
+        "db.password=[REDACTED:secret-value]",
+        "postgres://oms:[REDACTED:url-password]@db.shop",
+        "[REDACTED:api-key]",
+        "Bearer [REDACTED:authorization]",
+    ] {
         assert!(evidence.contains(seen), "the evidence shows {seen} (masked): {evidence}");
     }
 
