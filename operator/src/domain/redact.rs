@@ -261,7 +261,7 @@ fn looks_like_secret_access_key(s: &str) -> bool {
 
 /// A `Basic` credential is base64 (`user:pass`); "basic validation failed" is not one.
 fn looks_like_basic_credential(s: &str) -> bool {
-    s.len() >= 8 && s.trim_end_matches('=').chars().all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/') && s.len() % 4 == 0
+    s.len() >= 8 && s.trim_end_matches('=').chars().all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/') && s.len().is_multiple_of(4)
 }
 
 /// A value that needs no masking: already masked, empty, or a plain flag.
