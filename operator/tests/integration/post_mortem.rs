@@ -71,9 +71,11 @@ async fn resolved_post_mortem_is_in_status_config_map_and_locked_in_s3_and_follo
     assert_eq!(applied["remediation"], "oms-5xx-r1");
     assert_eq!(applied["outcome"], "Succeeded");
     // Exported patches name the key that changed and carry a hash of each value, never the value.
-    let hashed = |v: &str| format!(r#"{{"data":{{"POOL_SIZE":"{}"}}}}"#, operator::domain::outbound::value_hash(v));
-    assert_eq!(applied["applied_patch"].as_str(), Some(hashed("10").as_str()), "{applied}");
-    assert_eq!(applied["undo_patch"].as_str(), Some(hashed("0").as_str()), "{applied}");
+    let hashed = |v: &str| format!(r#""POOL_SIZE":"{}""#, operator::domain::outbound::value_hash(v));
+    let patch = applied["applied_patch"].as_str().unwrap_or_default();
+    assert!(patch.contains(&hashed("10")) && !patch.contains(r#""10""#), "{applied}");
+    let undo = applied["undo_patch"].as_str().unwrap_or_default();
+    assert!(undo.contains(&hashed("0")) && !undo.contains(r#""0""#), "{applied}");
     assert!(copy["simulation_context"]["evidence"]["logs"].is_array(), "small enough to keep the evidence");
     assert_eq!(st.post_mortem_ref.as_deref(), Some("oms-5xx-postmortem"));
     let in_cm = config_map_post_mortem(&env, "oms-5xx").await.expect("ConfigMap post-mortem");
