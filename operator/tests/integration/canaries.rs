@@ -104,7 +104,7 @@ fn config_data(c: &Canaries) -> Value {
     json!({
         "POOL_SIZE": "10",
         "TIMEOUT_MS": "500",
-        "DATABASE_URL": format!("postgres://oms:{}@db.shop:5432/orders", c.get("ConfigMap URL")),
+        "DATABASE_URL": format!("postgres://oms:{}@10.0.12.7:5432/orders", c.get("ConfigMap URL")),
         "application.properties": format!("db.user=oms\ndb.password={}\npool.size=10\ncache.ttl=60\n", c.get("ConfigMap properties")),
         "PAYMENT_API_TOKEN": c.get("ConfigMap secret key"),
     })
@@ -153,7 +153,7 @@ async fn plant_event(env: &Env, c: &Canaries) {
         "metadata": {"name": "oms.pull-failed"},
         "involvedObject": {"kind": "Deployment", "name": APP, "namespace": NS},
         "reason": "FailedToPullSidecar", "type": "Warning", "count": 1,
-        "message": format!("pulling https://robot:{}@registry.example.com/v2/oms-sidecar failed: unauthorized", c.get("Event")),
+        "message": format!("pulling https://robot:{}@10.0.12.9:5000/v2/oms-sidecar failed: unauthorized", c.get("Event")),
         "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:00:00Z",
         "source": {"component": "kubelet"}
     }))
@@ -235,7 +235,7 @@ async fn canaries_planted_in_the_cluster_never_leave_it() {
     let evidence = status["evidence"].to_string();
     for seen in [
         "db.password=[REDACTED:secret-value]",
-        "postgres://oms:[REDACTED:url-password]@db.shop",
+        "postgres://oms:[REDACTED:url-password]@10.0.12.7",
         "[REDACTED:api-key]",
         "Bearer [REDACTED:authorization]",
     ] {
