@@ -22,6 +22,7 @@ use crate::domain::diagnoser::{DiagnoseError, Diagnoser, Diagnosis, DiagnosisInp
 use crate::domain::diagnosis::RuleBasedDiagnoser;
 use crate::domain::investigation::{self, Budget, ToolExchange};
 use crate::domain::model_prompt::{TOOL_NAME, build_investigation_prompt, build_prompt, estimate_cost, parse_answer, tool_schema};
+use crate::domain::outbound;
 
 #[derive(Clone, Debug)]
 pub struct BedrockSettings {
@@ -173,7 +174,8 @@ impl BedrockDiagnoser {
                     repeats += 1;
                     ("already answered above; a repeated call is not answered again".to_string(), true)
                 } else {
-                    (investigation::answer(&input.evidence, u.name(), &call_input).unwrap_or_else(|why| why), false)
+                    let answer = investigation::answer(&input.evidence, u.name(), &call_input).unwrap_or_else(|why| why);
+                    (outbound::text(&answer), false)
                 };
                 results.push(ContentBlock::ToolResult(
                     ToolResultBlock::builder()
@@ -198,11 +200,13 @@ impl Diagnoser for BedrockDiagnoser {
     fn diagnose<'a>(&'a self, input: &'a DiagnosisInput) -> BoxFuture<'a, Result<Diagnosis, DiagnoseError>> {
         Box::pin(async move {
             match self.ask(input).await {
-                Ok(d) => Ok(d),
+                // A model may quote whatever it was shown or invent anything: its answer passes
+                // the gate before it is stored or sent anywhere.
+                Ok(d) => Ok(outbound::diagnosis(&d)),
                 Err(e) => {
                     tracing::warn!(model = %self.settings.model_id, error = %e, "Bedrock diagnosis failed; using the offline diagnoser");
                     let mut d = self.fallback.diagnose(input).await?;
-                    d.fallback_reason = Some(format!("{}: {e}", self.settings.model_id));
+                    d.fallback_reason = Some(outbound::text(&format!("{}: {e}", self.settings.model_id)));
                     Ok(d)
                 }
             }

@@ -13,9 +13,9 @@ use super::context::Context;
 use crate::crd::*;
 use crate::domain::diagnoser::ActionLimits;
 use crate::domain::names::derived_name;
+use crate::domain::outbound;
 use crate::domain::post_mortem::{AppliedRemediation, POST_MORTEM_LABEL, PostMortem, SCHEMA_VERSION, STATUS_COPY_LIMIT};
 use crate::domain::post_mortem_store::{ArchiveError, ArchivedPostMortem};
-use crate::domain::redact::redact_line;
 use crate::domain::signature::content_hash;
 use crate::domain::simulation::{PromptInputs, SimulationContext};
 use crate::domain::time::now_rfc3339;
@@ -43,15 +43,15 @@ pub fn assemble(incident: &Incident, status: &IncidentStatus, remediations: &[Re
         action_limits: ActionLimits::default(),
     });
     let closed_at = if status.phase.is_terminal() { status.timeline.last().map(|t| t.time.clone()) } else { None };
-    PostMortem {
+    // The record leaves the cluster (S3 under Object Lock, a copy in status): it is assembled
+    // through the outbound gate, so every writer and the in-step check see the same JSON.
+    outbound::post_mortem(PostMortem {
         schema_version: SCHEMA_VERSION.into(),
         incident_name: incident.metadata.name.clone().unwrap_or_default(),
         incident_namespace: incident.metadata.namespace.clone().unwrap_or_default(),
         service: incident.spec.service.clone(),
         severity: incident.spec.severity,
-        // The alarm reason is free text from outside (it may quote a key or a token); the
-        // record leaves the cluster (S3), so it gets the same redaction as evidence.
-        source: IncidentSource { reason: incident.spec.source.reason.as_deref().map(redact_line), ..incident.spec.source.clone() },
+        source: incident.spec.source.clone(),
         outcome: status.phase,
         created_at: incident.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()),
         closed_at,
@@ -69,7 +69,7 @@ pub fn assemble(incident: &Incident, status: &IncidentStatus, remediations: &[Re
         llm_usage: status.llm_usage.clone().unwrap_or_default(),
         timeline: status.timeline.clone(),
         truncated: Vec::new(),
-    }
+    })
 }
 
 /// What a Remediation's record in the post-mortem is, hashed (see `RecordedCopy`): the
@@ -87,9 +87,11 @@ fn json_hash(value: &impl serde::Serialize) -> u64 {
     hasher.finish()
 }
 
+/// A Remediation's record: its patches and snapshot leave the cluster with a hash of each value
+/// (the Remediation itself keeps them whole for its undo).
 fn applied_remediation(r: &Remediation) -> AppliedRemediation {
     let st = r.status.clone().unwrap_or_default();
-    AppliedRemediation {
+    outbound::applied_remediation(AppliedRemediation {
         remediation: r.metadata.name.clone().unwrap_or_default(),
         action: r.spec.action.clone(),
         description: r.spec.action.describe(),
@@ -103,7 +105,7 @@ fn applied_remediation(r: &Remediation) -> AppliedRemediation {
         verification: st.verification.map(|v| v.message),
         dry_run_result: st.dry_run_result,
         pr_url: st.pr_url,
-    }
+    })
 }
 
 /// Annotation a person sets to score the outcome (1-5), copied into the post-mortem.
@@ -414,8 +416,10 @@ mod tests {
         assert_eq!(names, ["oms-5xx-r1", "oms-5xx-r2"]);
         let last = &pm.remediation_action[1];
         assert_eq!(last.outcome, RemediationPhase::Succeeded);
-        assert_eq!(last.applied_patch.as_deref(), Some(r#"{"data":{"POOL_SIZE":"10"}}"#));
-        assert_eq!(last.undo_patch.as_deref(), Some(r#"{"data":{"POOL_SIZE":"0"}}"#));
+        // The key that changed is named; its values leave the cluster as hashes.
+        let hashed = |v: &str| format!(r#"{{"data":{{"POOL_SIZE":"{}"}}}}"#, outbound::value_hash(v));
+        assert_eq!(last.applied_patch, Some(hashed("10")));
+        assert_eq!(last.undo_patch, Some(hashed("0")));
         assert_eq!(last.description, "set ConfigMap oms-config key POOL_SIZE");
         assert_eq!(pm.human_feedback_score, Some(4));
         assert_eq!(pm.outcome, IncidentPhase::Resolved);

@@ -37,7 +37,8 @@ impl Condition {
             type_: type_.to_string(),
             status,
             reason: reason.to_string(),
-            message: message.into(),
+            // Status is read by anyone who may `get` the object: the outbound gate.
+            message: crate::domain::outbound::text(&message.into()),
             last_transition_time: now.to_string(),
             observed_generation: None,
         }

@@ -14,7 +14,8 @@ pub struct IncidentStep {
 
 impl IncidentStep {
     pub fn new(to: IncidentPhase, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { to, reason, message: message.into() }
+        // The message becomes the timeline entry, the condition and the Event.
+        Self { to, reason, message: super::outbound::text(&message.into()) }
     }
 
     /// Escalations are warnings: a person has to act.

@@ -173,7 +173,7 @@ mod tests {
     #[test]
     fn tools_answer_from_the_evidence_redacted() {
         let a = answer(&ev(), "pod_logs", &json!({"pod": "oms-1"})).expect("logs");
-        assert!(a.contains("POOL_SIZE must be > 0") && a.contains("password=[REDACTED]") && !a.contains("hunter2"), "{a}");
+        assert!(a.contains("POOL_SIZE must be > 0") && a.contains("password=[REDACTED:secret-value]") && !a.contains("hunter2"), "{a}");
         assert!(answer(&ev(), "pod_logs", &json!({"pod": "oms-1", "previous": true})).is_err());
         assert!(answer(&ev(), "describe_pod", &json!({"pod": "oms-1"})).expect("pod").contains("Running"));
         assert!(answer(&ev(), "delete_pod", &json!({"pod": "oms-1"})).is_err());

@@ -18,6 +18,7 @@ pub mod investigation;
 pub mod llm_usage;
 pub mod model_prompt;
 pub mod names;
+pub mod outbound;
 pub mod phase;
 pub mod pod_template;
 pub mod policy;

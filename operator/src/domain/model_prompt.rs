@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::action::ProposedAction;
 use super::diagnoser::{DiagnosisInput, RootCause};
+use super::outbound;
 use super::signature::content_hash;
 
 /// Name of the one tool the model must call.
@@ -59,6 +60,9 @@ pub fn build_prompt(input: &DiagnosisInput) -> Prompt {
         "Diagnose the incident on workload {workload}.\n{feedback}\n{BEGIN}\n{data}\n{END}\n\nCall {TOOL_NAME} with your diagnosis.",
         workload = serde_json::to_string(&input.evidence.workload).unwrap_or_default(),
     );
+    // Everything the model is sent passes the outbound gate (evidence is masked when collected;
+    // feedback is a person's free text).
+    let user = outbound::text(&user);
     let hash = content_hash(&format!("{SYSTEM_PROMPT}\n{user}\n{}", tool_schema()));
     Prompt { system: SYSTEM_PROMPT.to_string(), user, hash }
 }
@@ -89,6 +93,9 @@ pub fn build_investigation_prompt(input: &DiagnosisInput) -> Prompt {
         "Investigate the incident on workload {workload}.\n{feedback}\n{BEGIN}\n{data}\n{END}\n\nUse the read-only tools if you need details, then call {TOOL_NAME}.",
         workload = serde_json::to_string(&input.evidence.workload).unwrap_or_default(),
     );
+    // Everything the model is sent passes the outbound gate (evidence is masked when collected;
+    // feedback is a person's free text).
+    let user = outbound::text(&user);
     let system = format!("{SYSTEM_PROMPT}{INVESTIGATION_PROMPT}");
     let hash = content_hash(&format!("{system}\n{user}\n{}", tool_schema()));
     Prompt { system, user, hash }

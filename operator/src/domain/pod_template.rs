@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, Probe};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::evidence::{ContainerEvidence, EnvEvidence, MountEvidence, ProbeEvidence, TemplateChange};
-use super::redact::is_secret_key;
+use super::redact::{Kind, is_secret_key};
 
 fn quantities(m: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>) -> BTreeMap<String, String> {
     m.map(|m| m.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect()).unwrap_or_default()
@@ -282,7 +282,7 @@ pub fn template_changes(old: &PodTemplateSpec, new: &PodTemplateSpec) -> Vec<Tem
         for k in keys {
             let show = |v: Option<&String>| match v {
                 None => "(unset)".to_string(),
-                Some(_) if is_secret_key(k) => "[REDACTED]".to_string(),
+                Some(_) if is_secret_key(k) => Kind::SecretValue.marker().to_string(),
                 Some(v) => v.clone(),
             };
             if oe.get(k) != ne.get(k) {
@@ -420,7 +420,7 @@ mod tests {
         let fields: Vec<&str> = c.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(fields, ["image", "env", "env", "resources", "annotations"]);
         assert!(c.iter().any(|c| c.detail == "MODE: fast -> slow"));
-        assert!(c.iter().any(|c| c.detail == "API_TOKEN: [REDACTED] -> [REDACTED]"));
+        assert!(c.iter().any(|c| c.detail == "API_TOKEN: [REDACTED:secret-value] -> [REDACTED:secret-value]"));
         let restart = template(
             json!({"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "now"}}, "spec": {"containers": [{"name": "app", "image": "a:1",
             "env": [{"name": "MODE", "value": "fast"}, {"name": "API_TOKEN", "value": "x"}]}]}}),

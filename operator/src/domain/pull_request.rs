@@ -120,7 +120,8 @@ pub struct PrContext {
 
 pub fn title(action: &ProposedAction, ctx: &PrContext) -> String {
     let t = action.title.clone().unwrap_or_else(|| format!("Salve: fix for incident {}", ctx.incident));
-    t.chars().take(200).collect()
+    // Masked before it is cut, so the cut never leaves the start of a secret.
+    super::outbound::text(&t).chars().take(200).collect()
 }
 
 /// Markdown body: the diagnosis, the evidence it cites, how the fix will be verified, and the
@@ -156,7 +157,8 @@ pub fn body(action: &ProposedAction, ctx: &PrContext) -> String {
         inc = ctx.incident,
         rem = ctx.remediation
     ));
-    b
+    // The body goes to GitHub: the summary and cited evidence pass the outbound gate.
+    super::outbound::text(&b)
 }
 
 /// Labels on the PR: what opened it, and the root-cause category for triage.
@@ -277,5 +279,21 @@ mod tests {
             assert!(b.contains(want), "{want} missing from {b}");
         }
         assert_eq!(labels(Some("Resource_Limit")), ["salve", "remediation", "Resource_Limit"]);
+    }
+
+    #[test]
+    fn title_and_body_never_carry_a_secret_the_diagnosis_quoted() {
+        let mut a = ProposedAction::new(ActionKind::PullRequest, "oms");
+        a.title = Some("Fix DATABASE_URL=postgres://oms:hunter2@db/shop".into());
+        let ctx = PrContext {
+            summary: "oms fails with Authorization: Bearer tok_0123456789".into(),
+            cited_evidence: vec!["payment key sk_live_4eC39HqLyjWDarjtT1zdp7dc rejected".into()],
+            ..Default::default()
+        };
+        let text = format!("{}\n{}", title(&a, &ctx), body(&a, &ctx));
+        for secret in ["hunter2", "tok_0123456789", "4eC39HqLyjWDarjtT1zdp7dc"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("postgres://oms:[REDACTED:url-password]@db/shop"), "{text}");
     }
 }

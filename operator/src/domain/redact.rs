@@ -54,56 +54,134 @@ impl Default for Bounds {
     }
 }
 
-pub const REDACTED: &str = "[REDACTED]";
+/// The prefix every redaction marker starts with; a value starting with it is already masked.
+pub const REDACTED: &str = "[REDACTED";
 
-const SECRET_WORDS: [&str; 7] = ["password", "passwd", "secret", "token", "apikey", "api_key", "credential"];
-
-/// A key name that suggests its value is a credential.
-pub fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase().replace('-', "_");
-    SECRET_WORDS.iter().any(|w| k.contains(w)) || k.ends_with("_key") || k == "key"
+/// What was removed. The marker names the kind, so a reader knows what stood there
+/// (`[REDACTED:url-password]`) without seeing any of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The value of a key whose name looks secret (`password=`, `"api_key":`, `DB_PASSWORD`).
+    SecretValue,
+    /// The password of a URL's userinfo (`postgres://user:…@host`).
+    UrlPassword,
+    /// The credentials of an `Authorization`-like header, or a `Bearer`/`Basic` token.
+    Authorization,
+    AwsAccessKey,
+    AwsSecretKey,
+    /// `sk_live_…`, `rk_test_…` (Stripe and the many services that copied its format).
+    ApiKey,
+    GithubToken,
+    SlackToken,
+    SlackWebhook,
+    Jwt,
+    PrivateKey,
+    Email,
+    CardNumber,
 }
 
-/// Masks secrets in a free-text line: `word=value` / `word: value` / `"word": "value"` for
-/// secret-looking words, bearer tokens and JWTs, AWS access key ids and secret-key-like strings,
-/// email addresses, Luhn-valid card numbers and private key blocks.
-pub fn redact_line(line: &str) -> String {
-    // Key blocks first: they span many words, and a `key:` before them must not hide them.
-    let without_keys = PRIVATE_KEY.replace_all(line, REDACTED);
-    redact_patterns(&redact_secret_words(&without_keys))
-}
-
-/// Masks the value after a secret-looking word, token by token (space separated).
-fn redact_secret_words(line: &str) -> String {
-    let mut out = Vec::new();
-    let mut mask_next = false;
-    for token in line.split(' ') {
-        if mask_next {
-            out.push(REDACTED.to_string());
-            mask_next = false;
-            continue;
+impl Kind {
+    pub fn marker(self) -> &'static str {
+        match self {
+            Kind::SecretValue => "[REDACTED:secret-value]",
+            Kind::UrlPassword => "[REDACTED:url-password]",
+            Kind::Authorization => "[REDACTED:authorization]",
+            Kind::AwsAccessKey => "[REDACTED:aws-access-key]",
+            Kind::AwsSecretKey => "[REDACTED:aws-secret-key]",
+            Kind::ApiKey => "[REDACTED:api-key]",
+            Kind::GithubToken => "[REDACTED:github-token]",
+            Kind::SlackToken => "[REDACTED:slack-token]",
+            Kind::SlackWebhook => "[REDACTED:slack-webhook]",
+            Kind::Jwt => "[REDACTED:jwt]",
+            Kind::PrivateKey => "[REDACTED:private-key]",
+            Kind::Email => "[REDACTED:email]",
+            Kind::CardNumber => "[REDACTED:card-number]",
         }
-        let lower = token.to_ascii_lowercase();
-        if lower == "bearer" {
-            out.push(token.to_string());
-            mask_next = true;
-            continue;
-        }
-        if let Some((k, _)) = token.split_once('=').or_else(|| token.split_once(':'))
-            && is_secret_key(k.trim_matches(|c: char| !c.is_alphanumeric() && c != '_' && c != '-'))
-        {
-            let sep = if token.contains('=') { '=' } else { ':' };
-            if token.ends_with(sep) {
-                out.push(token.to_string());
-                mask_next = true;
-            } else {
-                out.push(format!("{k}{sep}{REDACTED}"));
-            }
-            continue;
-        }
-        out.push(token.to_string());
     }
-    out.join(" ")
+}
+
+/// Words that make a key secret wherever they occur in it (`dbPassword`, `CLIENT_SECRET`).
+const SECRET_WORDS: [&str; 8] = ["password", "passwd", "passphrase", "secret", "credential", "apikey", "privatekey", "accesskey"];
+
+/// Words that make a key secret when they end it: `DB_DSN`, `SESSION`, `basic_auth`, but not
+/// `session_timeout`, `auth_mode` or `MAX_TOKENS`.
+const SECRET_LAST_WORDS: [&str; 13] = [
+    "key",
+    "token",
+    "auth",
+    "authorization",
+    "session",
+    "sessionid",
+    "cookie",
+    "dsn",
+    "pass",
+    "pwd",
+    "signature",
+    "connectionstring",
+    "credentials",
+];
+
+/// The words of a key: camelCase, snake_case, kebab-case and dotted names alike, lower case.
+fn key_words(key: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for c in key.chars() {
+        if !c.is_ascii_alphanumeric() {
+            if !cur.is_empty() {
+                words.push(std::mem::take(&mut cur));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_ascii_uppercase() && prev_lower && !cur.is_empty() {
+            words.push(std::mem::take(&mut cur));
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        cur.push(c.to_ascii_lowercase());
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+/// A key name that suggests its value is a credential: `password`, `db.password`,
+/// `DB_PASSWORD`, `apiKey`, `X-Api-Key`, `GITHUB_TOKEN`, `accessToken`, `SESSION_ID`, `DSN`...
+/// Counts and settings about them are not: `MAX_TOKENS`, `session_timeout`, `auth_mode`.
+pub fn is_secret_key(key: &str) -> bool {
+    let words = key_words(key);
+    let joined: String = words.concat();
+    if SECRET_WORDS.iter().any(|w| joined.contains(w)) {
+        return true;
+    }
+    let Some(last) = words.last() else { return false };
+    // A bare `key` names a field (`"key": "POOL_SIZE"` in evidence and patches); `SSH_KEY`,
+    // `signing-key` hold one.
+    if last == "key" {
+        return words.len() >= 2;
+    }
+    if SECRET_LAST_WORDS.contains(&last.as_str()) || (last.ends_with("token") && last.len() > "token".len()) {
+        return true;
+    }
+    // `session_id`, `sid`-like pairs.
+    words.len() >= 2 && last == "id" && words[words.len() - 2] == "session"
+}
+
+/// Masks secrets in one line of free text. Multi-line text goes through `redact_text`.
+pub fn redact_line(line: &str) -> String {
+    redact_text(line)
+}
+
+/// The gate for free text: masks every secret pattern, line by line (a ConfigMap value that is a
+/// properties, ini, YAML or .env file is checked on each of its lines), after private key blocks
+/// that span lines. Idempotent: masking twice changes nothing.
+pub fn redact_text(text: &str) -> String {
+    let without_keys = PRIVATE_KEY.replace_all(text, Kind::PrivateKey.marker());
+    if !without_keys.contains('\n') {
+        return redact_one_line(&without_keys);
+    }
+    without_keys.split('\n').map(redact_one_line).collect::<Vec<_>>().join("\n")
 }
 
 fn regex(pattern: &str) -> Regex {
@@ -112,11 +190,35 @@ fn regex(pattern: &str) -> Regex {
 
 static PRIVATE_KEY: LazyLock<Regex> =
     LazyLock::new(|| regex(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----(?s:.*?)(-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----|$)"));
+/// Slack incoming-webhook and workflow URLs: the path is the credential.
+static SLACK_WEBHOOK: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"(?i)(https?://hooks\.slack(?:-gov)?\.com/)(?:services|workflows|triggers)/[A-Za-z0-9_/+-]+"));
+/// `scheme://user:password@host`: the password goes, the user and host stay.
+static URL_USERINFO: LazyLock<Regex> = LazyLock::new(|| regex(r#"\b([A-Za-z][A-Za-z0-9+.-]*://)([^\s:/?#@"'<>]*):([^\s@"'<>]+)@"#));
+/// `Authorization: Bearer …`, `Proxy-Authorization: Basic …`, `X-Api-Key: …` (header or
+/// `key=value` form); the scheme word stays.
+static AUTH_HEADER: LazyLock<Regex> = LazyLock::new(|| {
+    regex(
+        r#"(?i)\b((?:proxy-)?authorization|x-api-key|api-key|x-auth-token)(["']?\s*[:=]\s*["']?)(?:(bearer|basic|token|digest|negotiate|apikey)\s+)?([^\s"',;]+)"#,
+    )
+});
 static JWT: LazyLock<Regex> = LazyLock::new(|| regex(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"));
-static BEARER: LazyLock<Regex> = LazyLock::new(|| regex(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{6,}"));
+static BEARER: LazyLock<Regex> = LazyLock::new(|| regex(r"(?i)\b(bearer|basic)(\s+)([A-Za-z0-9._~+/=-]{6,})"));
 static AWS_ACCESS_KEY_ID: LazyLock<Regex> = LazyLock::new(|| regex(r"\b(AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[A-Z0-9]{16}\b"));
-/// `key=value`, `key: value`, `"key": "value"`; the key decides (see `is_secret_key`).
-static KEY_VALUE: LazyLock<Regex> = LazyLock::new(|| regex(r#"([A-Za-z][A-Za-z0-9_.-]*)(["']?[ \t]*[=:][ \t]*["']?)([^\s"',;&}\]]+)"#));
+/// Stripe's `sk_live_…` / `rk_test_…` secret and restricted keys (and services using the format).
+static API_KEY: LazyLock<Regex> = LazyLock::new(|| regex(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{8,}"));
+static GITHUB_TOKEN: LazyLock<Regex> = LazyLock::new(|| regex(r"\b(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,})"));
+static SLACK_TOKEN: LazyLock<Regex> = LazyLock::new(|| regex(r"\b(?:xox[abposr]-[A-Za-z0-9-]{8,}|xapp-[0-9]+-[A-Za-z0-9-]{8,})"));
+/// Kubernetes env entries in JSON: `{"name":"DB_PASSWORD","value":"…"}`.
+static ENV_ENTRY: LazyLock<Regex> = LazyLock::new(|| regex(r#""name"\s*:\s*"([^"]*)"(\s*,\s*"value"\s*:\s*")((?:[^"\\]|\\.)*)""#));
+/// `key=value`, `key: value`, `"key": "value"`, `key='v v'`; the key decides (see
+/// `is_secret_key`). A quoted value is masked whole, up to its closing quote.
+static KEY_VALUE: LazyLock<Regex> =
+    LazyLock::new(|| regex(r#"([A-Za-z_][A-Za-z0-9_.-]*)(["']?[ \t]*[=:][ \t]*)(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([^\s"',;&}\]]+))"#));
+/// A config file line assigning a secret key: `db.password=…`, `  password: …`,
+/// `export API_TOKEN=…`. Everything after the separator is the value, spaces included.
+static ASSIGNMENT_LINE: LazyLock<Regex> =
+    LazyLock::new(|| regex(r#"^(\s*(?:export\s+|-\s+)?["']?)([A-Za-z_][A-Za-z0-9_.-]*)(["']?\s*[=:]\s*)(\S.*)$"#));
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| regex(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"));
 /// 13-19 digits, spaces or dashes between them; only Luhn-valid ones with a card-network first
 /// digit are masked, so epoch-millisecond timestamps (which start with 1) and ids survive.
@@ -157,26 +259,115 @@ fn looks_like_secret_access_key(s: &str) -> bool {
         && core.chars().any(|c| c.is_ascii_digit())
 }
 
-/// The pattern-based pass of `redact_line`.
-fn redact_patterns(line: &str) -> String {
-    let s = JWT.replace_all(line, REDACTED);
-    let s = BEARER.replace_all(&s, |c: &Captures| format!("{}{}{REDACTED}", &c[1], &c[2]));
-    let s = AWS_ACCESS_KEY_ID.replace_all(&s, REDACTED);
-    let s = KEY_VALUE.replace_all(&s, |c: &Captures| {
-        // `[` = already masked by the word pass.
-        if is_secret_key(&c[1]) && !c[3].starts_with('[') { format!("{}{}{REDACTED}", &c[1], &c[2]) } else { c[0].to_string() }
+/// A `Basic` credential is base64 (`user:pass`); "basic validation failed" is not one.
+fn looks_like_basic_credential(s: &str) -> bool {
+    s.len() >= 8 && s.trim_end_matches('=').chars().all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/') && s.len().is_multiple_of(4)
+}
+
+/// A value that needs no masking: already masked, empty, or a plain flag.
+fn harmless_value(v: &str) -> bool {
+    v.is_empty() || v.starts_with(REDACTED) || matches!(v.to_ascii_lowercase().as_str(), "true" | "false" | "null" | "none")
+}
+
+/// The auth scheme words the header pass keeps; never themselves the secret.
+fn is_auth_scheme(v: &str) -> bool {
+    matches!(v.to_ascii_lowercase().as_str(), "bearer" | "basic" | "token" | "digest" | "negotiate" | "apikey")
+}
+
+fn redact_one_line(line: &str) -> String {
+    let s = SLACK_WEBHOOK.replace_all(line, |c: &Captures| format!("{}{}", &c[1], Kind::SlackWebhook.marker()));
+    let s = URL_USERINFO.replace_all(&s, |c: &Captures| {
+        if c[3].starts_with(REDACTED) { c[0].to_string() } else { format!("{}{}:{}@", &c[1], &c[2], Kind::UrlPassword.marker()) }
     });
-    let s = EMAIL.replace_all(&s, REDACTED);
+    let s = AUTH_HEADER.replace_all(&s, |c: &Captures| {
+        let value = &c[4];
+        if value.starts_with(REDACTED) {
+            return c[0].to_string();
+        }
+        let scheme = c.get(3).map(|m| format!("{} ", m.as_str())).unwrap_or_default();
+        format!("{}{}{scheme}{}", &c[1], &c[2], Kind::Authorization.marker())
+    });
+    let s = JWT.replace_all(&s, Kind::Jwt.marker());
+    let s = BEARER.replace_all(&s, |c: &Captures| {
+        let token = &c[3];
+        let basic = c[1].eq_ignore_ascii_case("basic");
+        if token.starts_with(REDACTED) || (basic && !looks_like_basic_credential(token)) {
+            c[0].to_string()
+        } else {
+            format!("{}{}{}", &c[1], &c[2], Kind::Authorization.marker())
+        }
+    });
+    let s = AWS_ACCESS_KEY_ID.replace_all(&s, Kind::AwsAccessKey.marker());
+    let s = API_KEY.replace_all(&s, Kind::ApiKey.marker());
+    let s = GITHUB_TOKEN.replace_all(&s, Kind::GithubToken.marker());
+    let s = SLACK_TOKEN.replace_all(&s, Kind::SlackToken.marker());
+    let s = ENV_ENTRY.replace_all(&s, |c: &Captures| {
+        if is_secret_key(&c[1]) && !harmless_value(&c[3]) {
+            format!(r#""name":"{}"{}{}""#, &c[1], &c[2], Kind::SecretValue.marker())
+        } else {
+            c[0].to_string()
+        }
+    });
+    let s = match ASSIGNMENT_LINE.captures(&s) {
+        Some(c) if is_secret_key(&c[2]) && !harmless_value(c[4].trim()) && !c[4].contains(REDACTED) => {
+            std::borrow::Cow::Owned(format!("{}{}{}{}", &c[1], &c[2], &c[3], Kind::SecretValue.marker()))
+        }
+        _ => s,
+    };
+    let s = mask_key_values(&s);
+    let s = EMAIL.replace_all(&s, Kind::Email.marker());
     let s = CARD_CANDIDATE.replace_all(&s, |c: &Captures| {
         let m = &c[0];
         match card_prefix_len(m) {
-            Some(end) => format!("{REDACTED}{}", &m[end..]),
+            Some(end) => format!("{}{}", Kind::CardNumber.marker(), &m[end..]),
             None => m.to_string(),
         }
     });
-    let s = BASE64_RUN
-        .replace_all(&s, |c: &Captures| if looks_like_secret_access_key(&c[0]) { REDACTED.to_string() } else { c[0].to_string() });
+    let s = BASE64_RUN.replace_all(&s, |c: &Captures| {
+        if looks_like_secret_access_key(&c[0]) { Kind::AwsSecretKey.marker().to_string() } else { c[0].to_string() }
+    });
     s.into_owned()
+}
+
+/// The `KEY_VALUE` pass. A pair whose key is not secret gives back its value to the search, so
+/// `rejected: password=hunter2` still finds `password=hunter2` inside it.
+fn mask_key_values(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut pos = 0;
+    while let Some(c) = KEY_VALUE.captures_at(s, pos) {
+        let (Some(whole), Some(key), Some(sep)) = (c.get(0), c.get(1), c.get(2)) else { break };
+        let (value, quote) = match (c.get(3), c.get(4), c.get(5)) {
+            (Some(v), _, _) => (v, "\""),
+            (_, Some(v), _) => (v, "'"),
+            (_, _, Some(v)) => (v, ""),
+            _ => break,
+        };
+        let v = value.as_str();
+        if is_secret_key(key.as_str()) && !harmless_value(v) && !(quote.is_empty() && is_auth_scheme(v)) {
+            out.push_str(&s[pos..whole.start()]);
+            out.push_str(&format!("{}{}{quote}{}{quote}", key.as_str(), sep.as_str(), Kind::SecretValue.marker()));
+            pos = whole.end();
+        } else {
+            // Past the key and separator only: the value may hold a pair of its own.
+            let next = value.start().max(key.end());
+            out.push_str(&s[pos..next]);
+            pos = next;
+        }
+    }
+    out.push_str(&s[pos..]);
+    out
+}
+
+/// A ConfigMap value bound outside the operator: withheld whole under a secret-looking key,
+/// otherwise masked line by line. The flag says whether anything was masked (then the value is
+/// not known in full and must never be written back).
+pub fn redact_config_value(key: &str, value: &str) -> (String, bool) {
+    if is_secret_key(key) {
+        return (Kind::SecretValue.marker().to_string(), true);
+    }
+    let out = redact_text(value);
+    let masked = out != value;
+    (out, masked)
 }
 
 fn truncate(s: &str, max: usize) -> (String, bool) {
@@ -260,16 +451,14 @@ pub fn redact_and_bound(mut ev: Evidence, b: &Bounds) -> Evidence {
         cut |= t;
     }
     for c in &mut ev.config_changes {
-        if is_secret_key(&c.key) {
-            c.redacted = true;
-            c.previous = c.previous.as_ref().map(|_| REDACTED.to_string());
-            c.current = c.current.as_ref().map(|_| REDACTED.to_string());
-        } else {
-            for v in [&mut c.previous, &mut c.current].into_iter().flatten() {
-                let (m, t) = truncate(v, b.max_value_len);
-                *v = m;
-                cut |= t;
-            }
+        // Masked before it is bounded, so a cut never leaves the start of a secret. A value
+        // with anything masked is not known in full: `redacted` tells the rules not to restore it.
+        for v in [&mut c.previous, &mut c.current].into_iter().flatten() {
+            let (masked, any) = redact_config_value(&c.key, v);
+            c.redacted |= any;
+            let (m, t) = truncate(&masked, b.max_value_len);
+            *v = m;
+            cut |= t;
         }
     }
     for tail in &mut ev.logs {
@@ -339,13 +528,9 @@ fn redact_and_bound_workload(ev: &mut Evidence, b: &Bounds) -> bool {
             cut2 = true;
         }
         for (k, v) in cm.data.iter_mut() {
-            if is_secret_key(k) {
-                *v = REDACTED.to_string();
-            } else {
-                let (m, t) = truncate(&redact_line(v), b.max_value_len);
-                *v = m;
-                cut2 |= t;
-            }
+            let (m, t) = truncate(&redact_config_value(k, v).0, b.max_value_len);
+            *v = m;
+            cut2 |= t;
         }
     }
     cut2 |= keep_head(&mut ev.missing_refs, b.max_pods);
@@ -382,7 +567,7 @@ fn redact_and_bound_cloud(cloud: &mut CloudEvidence, b: &Bounds) -> bool {
         }
         for (k, v) in trace.annotations.iter_mut() {
             if is_secret_key(k) {
-                *v = REDACTED.to_string();
+                *v = Kind::SecretValue.marker().to_string();
             } else {
                 cut |= line(v);
             }
@@ -452,9 +637,9 @@ mod tests {
             ..Default::default()
         };
         let out = redact_and_bound(ev, &Bounds::default());
-        assert_eq!(out.config_maps[0].data["DB_PASSWORD"], REDACTED);
+        assert_eq!(out.config_maps[0].data["DB_PASSWORD"], Kind::SecretValue.marker());
         assert!(out.config_maps[0].data["POOL"].len() <= 1024 + 4);
-        assert_eq!(out.pods[0].containers[0].message.as_deref(), Some("auth failed token=[REDACTED] for user"));
+        assert_eq!(out.pods[0].containers[0].message.as_deref(), Some("auth failed token=[REDACTED:secret-value] for user"));
         assert!(out.truncated);
     }
 
@@ -473,9 +658,9 @@ mod tests {
 
     #[test]
     fn secret_looking_values_are_masked() {
-        assert_eq!(redact_line("login password=hunter2 ok"), format!("login password={REDACTED} ok"));
-        assert_eq!(redact_line("Authorization: Bearer abc.def"), format!("Authorization: Bearer {REDACTED}"));
-        assert_eq!(redact_line("db_token: xyz"), format!("db_token: {REDACTED}"));
+        assert_eq!(redact_line("login password=hunter2 ok"), "login password=[REDACTED:secret-value] ok");
+        assert_eq!(redact_line("Authorization: Bearer abc.def"), "Authorization: Bearer [REDACTED:authorization]");
+        assert_eq!(redact_line("db_token: xyz"), "db_token: [REDACTED:secret-value]");
         assert_eq!(redact_line("timeout=30"), "timeout=30");
     }
 
@@ -493,7 +678,7 @@ mod tests {
         };
         let out = redact_and_bound(ev, &Bounds::default());
         assert!(out.config_changes[0].redacted);
-        assert_eq!(out.config_changes[0].previous.as_deref(), Some(REDACTED));
+        assert_eq!(out.config_changes[0].previous.as_deref(), Some(Kind::SecretValue.marker()));
     }
 
     #[test]
@@ -546,7 +731,7 @@ mod tests {
                 assert!(!out.contains(secret), "{secret} left in {out}");
             }
         }
-        assert_eq!(redact_line("password=[REDACTED]"), "password=[REDACTED]", "masking twice changes nothing");
+        assert_eq!(redact_line("password=[REDACTED:secret-value]"), "password=[REDACTED:secret-value]", "masking twice changes nothing");
     }
 
     #[test]
@@ -560,17 +745,17 @@ mod tests {
     #[test]
     fn emails_are_masked() {
         let out = masked("order 42 for jane.doe+shop@example.co.uk failed");
-        assert_eq!(out, format!("order 42 for {REDACTED} failed"));
+        assert_eq!(out, "order 42 for [REDACTED:email] failed");
     }
 
     #[test]
     fn luhn_valid_card_numbers_are_masked_in_any_grouping() {
         for card in ["4111111111111111", "4111 1111 1111 1111", "5500-0000-0000-0004", "378282246310005"] {
             let out = masked(&format!("charge card {card} declined"));
-            assert_eq!(out, format!("charge card {REDACTED} declined"));
+            assert_eq!(out, "charge card [REDACTED:card-number] declined");
         }
         // A trailing number after the card survives.
-        assert_eq!(redact_line("card 4111 1111 1111 1111 200"), format!("card {REDACTED} 200"));
+        assert_eq!(redact_line("card 4111 1111 1111 1111 200"), "card [REDACTED:card-number] 200");
     }
 
     #[test]
@@ -617,7 +802,7 @@ mod tests {
         let cloud = out.cloud.as_ref().expect("cloud kept");
         let lines = &cloud.logs.as_ref().expect("logs").lines;
         assert_eq!(lines.len(), 5);
-        assert_eq!(lines[4], format!("49 ERROR mail {REDACTED}"));
+        assert_eq!(lines[4], "49 ERROR mail [REDACTED:email]");
         assert_eq!(cloud.traces[0].annotations.len(), 3);
         assert!(!cloud.notes[0].contains("jane"));
         assert!(out.truncated);
@@ -632,5 +817,169 @@ mod tests {
         assert!(serde_json::to_vec(&out).expect("json").len() <= 2000);
         assert!(out.logs[0].lines.last().is_some_and(|l| l.starts_with("line 39 ")), "the newest lines are kept");
         assert!(out.truncated);
+    }
+
+    /// Lines that look a little like secrets and are not: they must survive untouched.
+    #[test]
+    fn ordinary_settings_digests_and_ids_survive() {
+        for line in [
+            "timeout=30",
+            "MAX_TOKENS=100",
+            "max_tokens: 4096",
+            "session_timeout=30 auth_mode=oidc author=bob",
+            "image: registry.example.com/oms@sha256:3f2a9c1d4e5b6a7980112233445566778899aabbccddeeff0011223344556677",
+            "id 550e8400-e29b-41d4-a716-446655440000 and commit 3f2a9c1d4e5b6a7980112233445566778899aabb",
+            "GET https://api.example.com:8443/v1/orders?limit=10 200",
+            "basic validation failed for order 42",
+            "redis://cache:6379/0 connected",
+            "automountServiceAccountToken: true",
+            r#"{"configMap": "oms-config", "key": "POOL_SIZE", "previous": "10", "inputTokens": 1200}"#,
+        ] {
+            assert_eq!(redact_text(line), line);
+        }
+    }
+
+    #[test]
+    fn secret_like_key_names_are_recognised() {
+        for k in [
+            "password",
+            "db.password",
+            "DB_PASSWORD",
+            "dbPassword",
+            "passwd",
+            "client_secret",
+            "GITHUB_TOKEN",
+            "accessToken",
+            "x-auth-token",
+            "api_key",
+            "apiKey",
+            "X-Api-Key",
+            "aws_secret_access_key",
+            "private_key",
+            "DATABASE_DSN",
+            "SESSION_ID",
+            "session",
+            "Cookie",
+            "basic_auth",
+            "DB_PASS",
+            "credentials",
+        ] {
+            assert!(is_secret_key(k), "{k} looks secret");
+        }
+        for k in ["timeout", "MAX_TOKENS", "token_ttl", "session_timeout", "auth_mode", "author", "POOL_SIZE", "bypass", "keys", "key"] {
+            assert!(!is_secret_key(k), "{k} is not secret");
+        }
+    }
+
+    #[test]
+    fn urls_keep_user_and_host_and_lose_the_password() {
+        assert_eq!(
+            redact_text("connecting to postgres://oms:s3cr3t-Pa55@db.shop:5432/orders?sslmode=require"),
+            "connecting to postgres://oms:[REDACTED:url-password]@db.shop:5432/orders?sslmode=require"
+        );
+        let out = redact_text(r#"{"DATABASE_URL":"mysql://root:hunter2@10.0.0.5/app"}"#);
+        assert!(!out.contains("hunter2") && out.contains("mysql://root:[REDACTED:url-password]@10.0.0.5/app"), "{out}");
+        let out = redact_text("https://x-access-token:v1.abcdef0123456789@github.com/acme/gitops.git");
+        assert!(!out.contains("abcdef0123456789"), "{out}");
+        assert_eq!(redact_text("see https://example.com/docs for help"), "see https://example.com/docs for help");
+    }
+
+    #[test]
+    fn config_files_are_masked_line_by_line() {
+        let props = "db.user=oms\ndb.password=Hunter2 with spaces\npool.size=10\n# comment\n";
+        let (out, masked) = redact_config_value("application.properties", props);
+        assert!(masked);
+        assert_eq!(out, "db.user=oms\ndb.password=[REDACTED:secret-value]\npool.size=10\n# comment\n");
+        let yaml = "database:\n  host: db\n  password: \"p@ss word\"\n  pool: 5\n";
+        let (out, _) = redact_config_value("config.yaml", yaml);
+        assert_eq!(out, "database:\n  host: db\n  password: [REDACTED:secret-value]\n  pool: 5\n");
+        let dotenv = "export API_TOKEN='abc def'\nLOG_LEVEL=debug\n";
+        let (out, _) = redact_config_value(".env", dotenv);
+        assert_eq!(out, "export API_TOKEN=[REDACTED:secret-value]\nLOG_LEVEL=debug\n");
+        let ini = "[client]\nuser = app\npassword = x!y\n";
+        let (out, _) = redact_config_value("my.cnf", ini);
+        assert_eq!(out, "[client]\nuser = app\npassword = [REDACTED:secret-value]\n");
+        assert_eq!(redact_config_value("POOL_SIZE", "10"), ("10".to_string(), false), "a plain value is kept and known in full");
+        assert_eq!(redact_config_value("DB_PASSWORD", "x").0, Kind::SecretValue.marker());
+    }
+
+    #[test]
+    fn json_and_quoted_values_are_masked_whole() {
+        let out = redact_text(r#"{"user":"bob","password":"two words, and \"quotes\"","n":1}"#);
+        assert_eq!(out, r#"{"user":"bob","password":"[REDACTED:secret-value]","n":1}"#);
+        let out = redact_text(r#"[{"name":"DB_PASSWORD","value":"hunter2"},{"name":"POOL","value":"10"}]"#);
+        assert_eq!(out, r#"[{"name":"DB_PASSWORD","value":"[REDACTED:secret-value]"},{"name":"POOL","value":"10"}]"#);
+    }
+
+    #[test]
+    fn authorization_headers_keep_their_scheme() {
+        for (line, want) in [
+            ("Authorization: Bearer abc.def.ghi", "Authorization: Bearer [REDACTED:authorization]"),
+            ("proxy-authorization: Basic dXNlcjpwYXNz", "proxy-authorization: Basic [REDACTED:authorization]"),
+            ("Authorization: token 0123456789abcdef", "Authorization: token [REDACTED:authorization]"),
+            ("X-Api-Key: 0123abcd", "X-Api-Key: [REDACTED:authorization]"),
+            ("curl -H 'Authorization: Bearer tok_9f8e7d6c'", "curl -H 'Authorization: Bearer [REDACTED:authorization]'"),
+        ] {
+            assert_eq!(redact_text(line), want);
+        }
+    }
+
+    #[test]
+    fn provider_key_formats_are_masked_anywhere() {
+        for (secret, kind) in [
+            ("AKIAIOSFODNN7EXAMPLE", Kind::AwsAccessKey),
+            ("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", Kind::AwsSecretKey),
+            ("sk_live_4eC39HqLyjWDarjtT1zdp7dc", Kind::ApiKey),
+            ("rk_test_51Habcdefghijklmnop", Kind::ApiKey),
+            ("ghp_16C7e42F292c6912E7710c838347Ae178B4a", Kind::GithubToken),
+            ("ghs_abcdefghijklmnopqrstuvwx", Kind::GithubToken),
+            ("github_pat_11ABCDEFG0123456789_abcdefghijklmnop", Kind::GithubToken),
+            ("xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOp", Kind::SlackToken),
+            ("xapp-1-A0123456789-0123456789012-abcdef", Kind::SlackToken),
+        ] {
+            let out = redact_text(&format!("charging with {secret} now"));
+            assert_eq!(out, format!("charging with {} now", kind.marker()), "{secret}");
+        }
+        let out = redact_text("posting to https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXX failed");
+        assert_eq!(out, "posting to https://hooks.slack.com/[REDACTED:slack-webhook] failed");
+    }
+
+    #[test]
+    fn pem_blocks_spanning_lines_are_masked_whole() {
+        let text = "tls.key:\n-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\nport: 8443\n";
+        let out = redact_text(text);
+        assert_eq!(out, "tls.key:\n[REDACTED:private-key]\nport: 8443\n");
+    }
+
+    #[test]
+    fn masking_is_idempotent() {
+        for line in [
+            "postgres://u:pw@h/db password=x Authorization: Bearer abcdef123 sk_live_abcdefghijkl",
+            "db.password=x y z",
+            r#"{"token":"abc","name":"DB_PASSWORD","value":"v"}"#,
+        ] {
+            let once = redact_text(line);
+            assert_eq!(redact_text(&once), once, "{line}");
+        }
+    }
+
+    #[test]
+    fn a_masked_change_is_not_known_in_full_and_is_bounded_after_masking() {
+        let secret = "s".repeat(2000);
+        let ev = Evidence {
+            config_changes: vec![ConfigChange {
+                config_map: "c".into(),
+                key: "app.properties".into(),
+                previous: Some(format!("pool.size=10\ndb.password={secret}")),
+                current: Some(format!("pool.size=0\ndb.password={secret}")),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let out = redact_and_bound(ev, &Bounds::default());
+        let c = &out.config_changes[0];
+        assert!(c.redacted, "a value with a masked line must never be written back");
+        assert_eq!(c.previous.as_deref(), Some("pool.size=10\ndb.password=[REDACTED:secret-value]"));
+        assert!(!c.current.as_deref().unwrap_or_default().contains("sss"), "no prefix of the secret survives the bound");
     }
 }

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::domain::action::ProposedAction;
+use crate::domain::outbound;
 use crate::domain::pull_request::{ChangeError, PreviousFile, RepoSnapshot};
 
 #[derive(Debug, thiserror::Error)]
@@ -307,6 +308,9 @@ impl GithubClient {
         body: &str,
         labels: &[String],
     ) -> Result<Opened, GithubError> {
+        // Every pull request (a fix or a revert) passes the outbound gate here. The file
+        // contents are the change itself, which the reviewer must see as it will be merged.
+        let (title, body) = (outbound::text(title), outbound::text(body));
         let (pr, adopted) = match self.find_pull_request(repo, branch).await? {
             Some(pr) => (pr, true),
             None => {

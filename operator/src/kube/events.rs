@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType};
 
 use super::recorder::Recorder;
+use crate::domain::outbound;
 
 /// An Event decided but not yet published.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +34,8 @@ pub async fn publish(recorder: &Recorder, regarding: &ObjectReference, event: Pe
     let ev = Event {
         type_: if event.warning { EventType::Warning } else { EventType::Normal },
         reason: event.reason.into(),
-        note: Some(event.note),
+        // Events are read by anyone who may list them and shipped off by event exporters.
+        note: Some(outbound::text(&event.note)),
         action: event.action.into(),
         secondary: None,
     };

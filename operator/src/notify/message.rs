@@ -4,6 +4,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::crd::{Incident, Remediation};
+use crate::domain::outbound;
 use crate::domain::phase::{IncidentPhase, RemediationPhase};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -60,7 +61,7 @@ pub fn pending_notifications(inc: &Incident, remediations: &[&Remediation]) -> V
         risk: None,
         next_step: None,
     };
-    let mut out = Vec::new();
+    let mut out: Vec<Notification> = Vec::new();
     for r in remediations {
         let rs = r.status.clone().unwrap_or_default();
         let rname = r.metadata.name.clone().unwrap_or_default();
@@ -90,7 +91,16 @@ pub fn pending_notifications(inc: &Incident, remediations: &[&Remediation]) -> V
         }
         _ => {}
     }
-    out
+    out.into_iter().map(redacted).collect()
+}
+
+/// Everything a notification says passes the outbound gate: the summary quotes a model or the
+/// evidence, the action names what changed.
+fn redacted(mut n: Notification) -> Notification {
+    n.summary = outbound::text(&n.summary);
+    n.action = n.action.as_deref().map(outbound::text);
+    n.next_step = n.next_step.as_deref().map(outbound::text);
+    n
 }
 
 /// The generic webhook's JSON body (documented in the chart's README).
@@ -194,5 +204,17 @@ mod tests {
         assert!(!text.contains("@here") && !text.contains("@Channel"), "{text}");
         assert!(title.contains("(oms&lt;!here&gt;)"), "{title}");
         assert_eq!(slack_escape("mail ops@example.com"), "mail ops@example.com", "other @ are left alone");
+    }
+
+    #[test]
+    fn notifications_never_carry_a_secret_the_story_quoted() {
+        let mut inc = incident("Escalated");
+        if let Some(st) = inc.status.as_mut() {
+            st.timeline[0].message = "oms-5xx-r1 failed: postgres://oms:hunter2@db refused, Bearer tok_0123456789".into();
+        }
+        let n = pending_notifications(&inc, &[&remediation("Failed")]);
+        let text = format!("{}{}", json_body(&n[0]), slack_body(&n[0]));
+        assert!(!text.contains("hunter2") && !text.contains("tok_0123456789"), "{text}");
+        assert!(text.contains("[REDACTED:url-password]"), "{text}");
     }
 }

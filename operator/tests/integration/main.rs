@@ -6,6 +6,7 @@ mod support;
 mod aws_evidence;
 mod bedrock;
 mod binary;
+mod canaries;
 mod crd_drift;
 mod end_to_end;
 mod eval;

@@ -26,8 +26,14 @@ impl Diagnoser for RuleBasedDiagnoser {
     }
 }
 
-/// Pure entry point, also used by post-mortem replay and `operator eval`.
+/// Pure entry point, also used by post-mortem replay and `operator eval`. The diagnosis is
+/// stored in the Incident's status and exported, so it passes the outbound gate (feedback
+/// quoted in the summary is a person's free text).
 pub fn diagnose_with_rules(input: &DiagnosisInput) -> Diagnosis {
+    super::outbound::diagnosis(&rules_diagnosis(input))
+}
+
+fn rules_diagnosis(input: &DiagnosisInput) -> Diagnosis {
     let ev = &input.evidence;
     let facts = Facts::from(ev);
     let weighed = weigh(rules::all(&facts, ev, &input.limits));
