@@ -76,12 +76,11 @@ pub fn raise_ephemeral_storage(ev: &Evidence, limits: &ActionLimits, container: 
     Ok(a)
 }
 
-/// Puts back the value a ConfigMap key had before the observed change. A key whose value was
-/// withheld (secret-looking) cannot be restored from evidence.
+/// Puts back the value a ConfigMap key had before the observed change. The evidence shows a
+/// value masked or cut; the action names it as shown, and the controller writes the full value
+/// the key held from the recorded history — or nothing, when none is known in full
+/// (`blast_radius::is_shown_form_of`, `ConfigHistory::recorded_previous`).
 pub fn restore_config(change: &ConfigChange) -> Planned {
-    if change.redacted {
-        return Err(format!("ConfigMap {} key {} looks secret; its previous value was not recorded", change.config_map, change.key));
-    }
     let prev = change.previous.clone().ok_or_else(|| format!("ConfigMap {} key {} did not exist before", change.config_map, change.key))?;
     let mut a = ProposedAction::new(ActionKind::SetConfigMapKey, &change.config_map);
     a.key = Some(change.key.clone());

@@ -50,18 +50,35 @@ fn config_change_then_crashloop_restores_previous_value() {
     assert!(d.summary.contains("DB_POOL_SIZE") && d.summary.contains("oms-1"), "summary cites evidence: {}", d.summary);
 }
 
+/// A masked previous value is proposed as shown, never as a value of the rules' own: the
+/// controller writes the full recorded value, and the policy refuses the shown one when none
+/// is recorded.
 #[test]
-fn redacted_config_change_is_not_restored() {
+fn a_masked_config_change_is_restored_only_from_the_recorded_value() {
     let mut ev = base();
     ev.pods = vec![pod("oms-1", crashloop)];
     ev.config_changes = vec![ConfigChange {
         config_map: "c".into(),
         key: "API_TOKEN".into(),
-        previous: Some("[REDACTED]".into()),
+        previous: Some("[REDACTED:secret-value]".into()),
         redacted: true,
         ..Default::default()
     }];
-    assert_ne!(run(ev).proposed_action.map(|a| a.kind), Some(ActionKind::SetConfigMapKey));
+    let a = run(ev).proposed_action.expect("a restore");
+    assert_eq!((a.kind, a.value.as_deref()), (ActionKind::SetConfigMapKey, Some("[REDACTED:secret-value]")));
+    let unrecorded = crate::domain::policy::PolicyContext {
+        namespace: "shop".into(),
+        target_exists: true,
+        radius: Some(crate::domain::blast_radius::BlastRadius {
+            workload_kind: "Deployment".into(),
+            workload_name: "oms".into(),
+            config_maps: ["c".to_string()].into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let verdict = crate::domain::policy::Policy::default().evaluate(&a, &unrecorded);
+    assert!(matches!(verdict, crate::domain::policy::Verdict::Refused { reason: "ValueNotKnownInFull", .. }), "{verdict:?}");
 }
 
 #[test]
