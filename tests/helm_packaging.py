@@ -273,7 +273,7 @@ for label, vals, want in cases:
             errs.append(f"default render and operator/examples/rbac.yaml differ (role -> differing grants): {diff}")
 if errs:
     fail("rbac", errs)
-print("  [rbac] Roles in exactly the allowed namespaces, cluster-wide reads only (writes only with *), "
+print("  [rbac] Roles in exactly the allowed namespaces, cluster-wide reads plus Incident status and Events (other writes only with *), "
       "Lease in the release namespace, every rule commented, default render = operator/examples/rbac.yaml")
 
 # ----------------------------------------------------------------------------------------------

@@ -192,3 +192,22 @@ async fn an_incident_in_a_namespace_not_allowed_is_answered_without_a_403_loop()
     op.stop().await;
     env.stop().await;
 }
+
+/// Two Remediations for the same ConfigMap, both approved by people: one claims the target and
+/// applies, the other is refused as `TargetBusy` and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_remediations_for_one_target_never_both_apply() {
+    let env = env().await;
+    broken_config_setup(&env, json!({})).await;
+    let inc = escalated_incident(&env).await;
+    let op = start_operator(&env, args("replica-a")).await;
+    person_writes(&env, &inc, "first", timeout_ms("900"), 600).await;
+    wait_remediation_phase(&env, "first", "Verifying").await;
+    person_writes(&env, &inc, "second", timeout_ms("1500"), 600).await;
+    let second = wait_remediation_phase(&env, "second", "Refused").await;
+    let c = condition(&second, "PolicyAllowed").expect("condition");
+    assert_eq!(c.reason, "TargetBusy", "{}", c.message);
+    assert_eq!(config_value(&env, "TIMEOUT_MS").await.as_deref(), Some("900"), "only the first change is there");
+    op.stop().await;
+    env.stop().await;
+}

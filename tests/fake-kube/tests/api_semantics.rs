@@ -427,3 +427,28 @@ async fn eviction_honours_pod_disruption_budgets() {
     let logged = fake.requests().into_iter().filter(|r| r.resource == "pods/eviction" && r.verb == "create").count();
     assert_eq!(logged, 4);
 }
+
+/// A resourceVersion in a patch body is a precondition, for merge and server-side apply patches
+/// alike: a write decided on a state that has changed since is a 409 Conflict, worded as the
+/// real API server words it; the current resourceVersion passes.
+#[tokio::test]
+async fn a_resource_version_in_a_patch_is_a_precondition() {
+    let fake = FakeKube::start().await.expect("fake");
+    let c = client(&fake).await;
+    let api: Api<ConfigMap> = Api::namespaced(c, "default");
+    let read = api.create(&PostParams::default(), &cm("settings", json!({}))).await.expect("create");
+    let rv = read.metadata.resource_version.clone().expect("resourceVersion");
+    api.patch("settings", &PatchParams::default(), &Patch::Merge(json!({"data": {"k": "changed meanwhile"}}))).await.expect("patch");
+    let stale = json!({"metadata": {"resourceVersion": rv}, "data": {"k": "decided on the old state"}});
+    let e = api_error(api.patch("settings", &PatchParams::default(), &Patch::Merge(&stale)).await);
+    assert_eq!((e.code, e.reason.as_str()), (409, "Conflict"));
+    assert!(e.message.contains("the object has been modified; please apply your changes to the latest version"), "{}", e.message);
+    let applied =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "resourceVersion": rv}, "data": {"k": "x"}});
+    let e = api_error(api.patch("settings", &PatchParams::apply("test").force(), &Patch::Apply(&applied)).await);
+    assert_eq!(e.code, 409);
+    let now = api.get("settings").await.expect("get").metadata.resource_version.expect("rv");
+    let current = json!({"metadata": {"resourceVersion": now}, "data": {"k": "decided on the current state"}});
+    let ok = api.patch("settings", &PatchParams::default(), &Patch::Merge(&current)).await.expect("current version passes");
+    assert_eq!(ok.data.and_then(|d| d.get("k").cloned()).as_deref(), Some("decided on the current state"));
+}

@@ -76,11 +76,14 @@ pub fn raise_ephemeral_storage(ev: &Evidence, limits: &ActionLimits, container: 
     Ok(a)
 }
 
-/// Puts back the value a ConfigMap key had before the observed change. The evidence shows a
-/// value masked or cut; the action names it as shown, and the controller writes the full value
-/// the key held from the recorded history — or nothing, when none is known in full
-/// (`blast_radius::is_shown_form_of`, `ConfigHistory::recorded_previous`).
+/// Puts back the value a ConfigMap key had before the observed change. A value the evidence
+/// shows masked (secret-looking) is not proposed: the answer must stand on the evidence alone
+/// (replay and eval have no history). A value shown cut is proposed as shown, and the
+/// controller writes the full recorded value or nothing (`ConfigHistory::recorded_previous`).
 pub fn restore_config(change: &ConfigChange) -> Planned {
+    if change.redacted {
+        return Err(format!("ConfigMap {} key {} looks secret; its previous value was not recorded", change.config_map, change.key));
+    }
     let prev = change.previous.clone().ok_or_else(|| format!("ConfigMap {} key {} did not exist before", change.config_map, change.key))?;
     let mut a = ProposedAction::new(ActionKind::SetConfigMapKey, &change.config_map);
     a.key = Some(change.key.clone());

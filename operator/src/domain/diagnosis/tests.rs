@@ -50,11 +50,8 @@ fn config_change_then_crashloop_restores_previous_value() {
     assert!(d.summary.contains("DB_POOL_SIZE") && d.summary.contains("oms-1"), "summary cites evidence: {}", d.summary);
 }
 
-/// A masked previous value is proposed as shown, never as a value of the rules' own: the
-/// controller writes the full recorded value, and the policy refuses the shown one when none
-/// is recorded.
 #[test]
-fn a_masked_config_change_is_restored_only_from_the_recorded_value() {
+fn redacted_config_change_is_not_restored() {
     let mut ev = base();
     ev.pods = vec![pod("oms-1", crashloop)];
     ev.config_changes = vec![ConfigChange {
@@ -64,21 +61,7 @@ fn a_masked_config_change_is_restored_only_from_the_recorded_value() {
         redacted: true,
         ..Default::default()
     }];
-    let a = run(ev).proposed_action.expect("a restore");
-    assert_eq!((a.kind, a.value.as_deref()), (ActionKind::SetConfigMapKey, Some("[REDACTED:secret-value]")));
-    let unrecorded = crate::domain::policy::PolicyContext {
-        namespace: "shop".into(),
-        target_exists: true,
-        radius: Some(crate::domain::blast_radius::BlastRadius {
-            workload_kind: "Deployment".into(),
-            workload_name: "oms".into(),
-            config_maps: ["c".to_string()].into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let verdict = crate::domain::policy::Policy::default().evaluate(&a, &unrecorded);
-    assert!(matches!(verdict, crate::domain::policy::Verdict::Refused { reason: "ValueNotKnownInFull", .. }), "{verdict:?}");
+    assert_ne!(run(ev).proposed_action.map(|a| a.kind), Some(ActionKind::SetConfigMapKey));
 }
 
 #[test]
@@ -279,12 +262,13 @@ fn other_kinds_escalate_saying_why() {
     assert!(d.summary.contains("Salve changes only Deployments"), "{}", d.summary);
 }
 
-#[test]
-fn errors_in_healthy_pods_after_a_config_change_restore_it_and_dependency_errors_do_not() {
+/// Two ready `oms` pods, `signal` as the alarm, and the timeout setting they read just cut
+/// from 10 s to 1 ms.
+fn healthy_pods_after_a_timeout_change(signal: &str) -> Evidence {
     let mut ev = base();
     ev.ready_replicas = 2;
     ev.pods = vec![pod("oms-1", |_| {}), pod("oms-2", |_| {})];
-    ev.signal = "ErrorBudgetBurn: 24% of requests failed over the last 10s".into();
+    ev.signal = signal.into();
     ev.config_changes = vec![ConfigChange {
         config_map: "oms-settings".into(),
         key: "settings.toml".into(),
@@ -293,6 +277,12 @@ fn errors_in_healthy_pods_after_a_config_change_restore_it_and_dependency_errors
         observed_at: "2026-01-01T00:00:00Z".into(),
         redacted: false,
     }];
+    ev
+}
+
+#[test]
+fn errors_in_healthy_pods_after_a_config_change_restore_it_and_dependency_errors_do_not() {
+    let mut ev = healthy_pods_after_a_timeout_change("ErrorBudgetBurn: 24% of requests failed over the last 10s");
     let d = run(ev.clone());
     assert_eq!(d.root_cause_category, Some(RootCause::Config_Error));
     let a = d.proposed_action.expect("restore");
@@ -306,18 +296,7 @@ fn errors_in_healthy_pods_after_a_config_change_restore_it_and_dependency_errors
 /// support a restore, but without the alarm reporting errors they never choose one.
 #[test]
 fn log_lines_alone_never_restore_a_config_change() {
-    let mut ev = base();
-    ev.ready_replicas = 2;
-    ev.pods = vec![pod("oms-1", |_| {}), pod("oms-2", |_| {})];
-    ev.signal = String::new();
-    ev.config_changes = vec![ConfigChange {
-        config_map: "oms-settings".into(),
-        key: "settings.toml".into(),
-        previous: Some("request_timeout_ms = 10000".into()),
-        current: Some("request_timeout_ms = 1".into()),
-        observed_at: "2026-01-01T00:00:00Z".into(),
-        redacted: false,
-    }];
+    let mut ev = healthy_pods_after_a_timeout_change("");
     let lines = vec!["ERROR request failed: upstream error".to_string(), "ERROR request failed: upstream error".to_string()];
     ev.logs = vec![crate::domain::evidence::LogTail {
         pod: "oms-1".into(),
@@ -334,18 +313,7 @@ fn log_lines_alone_never_restore_a_config_change() {
 /// starts) is about the pod, not a dependency: it does not weaken a config change's restore.
 #[test]
 fn a_probe_refused_while_starting_is_not_a_dependency_error() {
-    let mut ev = base();
-    ev.ready_replicas = 2;
-    ev.pods = vec![pod("oms-1", |_| {}), pod("oms-2", |_| {})];
-    ev.signal = "ErrorBudgetBurn: 24% of requests failed over the last 10s".into();
-    ev.config_changes = vec![ConfigChange {
-        config_map: "oms-settings".into(),
-        key: "settings.toml".into(),
-        previous: Some("request_timeout_ms = 10000".into()),
-        current: Some("request_timeout_ms = 1".into()),
-        observed_at: "2026-01-01T00:00:00Z".into(),
-        redacted: false,
-    }];
+    let mut ev = healthy_pods_after_a_timeout_change("ErrorBudgetBurn: 24% of requests failed over the last 10s");
     ev.events = vec![EventEvidence {
         reason: "Unhealthy".into(),
         object: "Pod/oms-1".into(),

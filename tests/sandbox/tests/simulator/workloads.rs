@@ -347,7 +347,20 @@ fn kubectl(c: &Cluster, args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_rollout_restart_and_undo_work_against_the_sandbox() {
-    let (c, _dir) = cluster(10.0, Duration::from_secs(10)).await;
+    // kubectl sends no bearer token to a plain-HTTP server, so against an API server that
+    // authenticates it would be anonymous, and anonymous discovery is refused as in a cluster.
+    // This test is about the Deployment controller: the API server here does not authenticate.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = Cluster::start_open(ClusterOptions {
+        workdir: dir.path().to_path_buf(),
+        scale: TimeScale(10.0),
+        sync_frequency: Duration::from_secs(10),
+        exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_salve-sandbox"))),
+    })
+    .await
+    .expect("cluster");
+    ensure_namespace(&c.client, NS).await.expect("namespace");
     apply::create_all(&c.client, NS, &[super::app("web", 1, scripted(json!({})), json!({}))]).await.expect("create");
     let deployments: Api<Deployment> = Api::namespaced(c.client.clone(), NS);
     let revision = |d: &Deployment| d.annotations().get("deployment.kubernetes.io/revision").cloned().unwrap_or_default();
