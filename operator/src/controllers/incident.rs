@@ -177,7 +177,7 @@ async fn stall(inc: &Incident, ctx: &Context, e: &Error) -> Result<(), Error> {
     let api: Api<Incident> = Api::namespaced(ctx.client.clone(), &inc.namespace().unwrap_or_default());
     let message = format!("{e}; fix the cause and edit the Incident to retry");
     let st = inc.status.clone().unwrap_or_default();
-    stalled::stall_or_report(&ctx.recorder, &api, inc, st, |s| &mut s.conditions, why, message).await.map_err(Error::WriteStatus)
+    stalled::stall(&ctx.recorder, &api, inc, st, |s| &mut s.conditions, why, message).await.map_err(Error::WriteStatus)
 }
 
 async fn reconcile_incident(inc: &Incident, ctx: &Context) -> Result<Action, Error> {

@@ -13,7 +13,10 @@ use crate::kube::events::{self, PendingEvent};
 use crate::kube::status;
 
 /// Sets `Stalled=True` with `why` and `message` in `status` (unless it already says exactly
-/// that), writes the status, then publishes one Warning Event.
+/// that), writes the status, then publishes one Warning Event. When the status write itself is
+/// refused for good (the operator may not write there at all), the Event is still published and
+/// the error logged: the object waits for a change either way, instead of retrying a request
+/// that cannot pass.
 pub async fn stall<K, S>(
     recorder: &Recorder,
     api: &Api<K>,
@@ -32,7 +35,14 @@ where
         return Ok(());
     }
     set_condition(list, Condition::new(condition_type::STALLED, ConditionStatus::True, why, message.clone(), &now_rfc3339()));
-    status::apply_status(api, obj, &status).await?;
+    match status::apply_status(api, obj, &status).await {
+        Err(e) if permanent_api_reason(&e).is_some() => {
+            tracing::warn!(error = %e, reason = why, "cannot write the Stalled condition either; waiting for a change");
+        }
+        other => {
+            other?;
+        }
+    }
     events::publish(recorder, &obj.object_ref(&()), PendingEvent::warning(why, "Reconcile", message)).await;
     Ok(())
 }
@@ -48,33 +58,6 @@ pub fn permanent_api_reason(e: &kube::Error) -> Option<&'static str> {
         kube::Error::Api(s) if s.code == 403 => Some(reason::FORBIDDEN),
         kube::Error::Api(s) if s.code == 404 => Some(reason::NOT_FOUND),
         _ => None,
-    }
-}
-
-/// Records a permanent error on an object: the `Stalled` condition and a Warning Event. When
-/// the status write itself is refused for good (the operator may not write there at all), the
-/// Event is still published and the error logged: the object waits for a change either way,
-/// instead of retrying a request that cannot pass.
-pub async fn stall_or_report<K, S>(
-    recorder: &Recorder,
-    api: &Api<K>,
-    obj: &K,
-    status: S,
-    conditions: impl FnOnce(&mut S) -> &mut Vec<Condition>,
-    why: &'static str,
-    message: String,
-) -> Result<(), kube::Error>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
-    S: Serialize,
-{
-    match stall(recorder, api, obj, status, conditions, why, message.clone()).await {
-        Err(e) if permanent_api_reason(&e).is_some() => {
-            tracing::warn!(error = %e, reason = why, "cannot write the Stalled condition either; waiting for a change");
-            events::publish(recorder, &obj.object_ref(&()), PendingEvent::warning(why, "Reconcile", message)).await;
-            Ok(())
-        }
-        other => other,
     }
 }
 

@@ -940,7 +940,7 @@ mod tests {
             let out = redact_text(&format!("charging with {secret} now"));
             assert_eq!(out, format!("charging with {} now", kind.marker()), "{secret}");
         }
-        let out = redact_text("posting to https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXX failed");
+        let out = redact_text("posting to https://hooks.slack.com/services/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 failed");
         assert_eq!(out, "posting to https://hooks.slack.com/[REDACTED:slack-webhook] failed");
     }
 

@@ -22,6 +22,15 @@ async fn escalated_incident(env: &Env) -> Incident {
     incident(env, INCIDENT).await
 }
 
+/// A healthy `oms` reading `oms-config`, its escalated Incident, and the operator running.
+async fn healthy_oms_taken_over() -> (Env, Incident, Running) {
+    let env = env().await;
+    broken_config_setup(&env, json!({})).await;
+    let inc = escalated_incident(&env).await;
+    let op = start_operator(&env, args("replica-a")).await;
+    (env, inc, op)
+}
+
 /// A Remediation as a person writes it, approved by them, owned by the Incident.
 async fn person_writes(env: &Env, inc: &Incident, name: &str, action: Value, window_seconds: u32) {
     let rem: Remediation = serde_json::from_value(json!({
@@ -47,11 +56,8 @@ fn timeout_ms(value: &str) -> Value {
 /// oms scaled to nothing — is refused with a reason a person can act on, and nothing changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_outside_the_incidents_blast_radius_are_refused_and_nothing_is_written() {
-    let env = env().await;
-    broken_config_setup(&env, json!({})).await;
+    let (env, inc, op) = healthy_oms_taken_over().await;
     create_config_map(&env, "payments-config", json!({"PSP_URL": "https://psp.example"}), json!({})).await;
-    let inc = escalated_incident(&env).await;
-    let op = start_operator(&env, args("replica-a")).await;
 
     let other = json!({"kind": "SetConfigMapKey", "targetName": "payments-config", "key": "PSP_URL", "value": "https://evil.example"});
     person_writes(&env, &inc, "elsewhere", other, 30).await;
@@ -76,10 +82,7 @@ async fn changes_outside_the_incidents_blast_radius_are_refused_and_nothing_is_w
 /// alarm clearing: the undo finds the target changed since and leaves the hotfix in place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hotfix_made_during_the_window_is_never_overwritten_by_the_undo() {
-    let env = env().await;
-    broken_config_setup(&env, json!({})).await;
-    let inc = escalated_incident(&env).await;
-    let op = start_operator(&env, args("replica-a")).await;
+    let (env, inc, op) = healthy_oms_taken_over().await;
 
     person_writes(&env, &inc, "timeout", timeout_ms("900"), 3).await;
     wait_remediation_phase(&env, "timeout", "Verifying").await;
@@ -98,10 +101,7 @@ async fn a_hotfix_made_during_the_window_is_never_overwritten_by_the_undo() {
 /// Remediation only after the change is undone: nothing is left behind unrecorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_the_incident_before_verification_undoes_its_change_first() {
-    let env = env().await;
-    broken_config_setup(&env, json!({})).await;
-    let inc = escalated_incident(&env).await;
-    let op = start_operator(&env, args("replica-a")).await;
+    let (env, inc, op) = healthy_oms_taken_over().await;
 
     person_writes(&env, &inc, "timeout", timeout_ms("900"), 600).await;
     let rem = wait_remediation_phase(&env, "timeout", "Verifying").await;
@@ -119,10 +119,7 @@ async fn deleting_the_incident_before_verification_undoes_its_change_first() {
 /// says who, and deleting the Remediation then waits for nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abandoned_change_stays_in_place_and_names_who_abandoned_it() {
-    let env = env().await;
-    broken_config_setup(&env, json!({})).await;
-    let inc = escalated_incident(&env).await;
-    let op = start_operator(&env, args("replica-a")).await;
+    let (env, inc, op) = healthy_oms_taken_over().await;
 
     person_writes(&env, &inc, "timeout", timeout_ms("900"), 600).await;
     wait_remediation_phase(&env, "timeout", "Verifying").await;
@@ -197,10 +194,7 @@ async fn an_incident_in_a_namespace_not_allowed_is_answered_without_a_403_loop()
 /// applies, the other is refused as `TargetBusy` and changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_remediations_for_one_target_never_both_apply() {
-    let env = env().await;
-    broken_config_setup(&env, json!({})).await;
-    let inc = escalated_incident(&env).await;
-    let op = start_operator(&env, args("replica-a")).await;
+    let (env, inc, op) = healthy_oms_taken_over().await;
     person_writes(&env, &inc, "first", timeout_ms("900"), 600).await;
     wait_remediation_phase(&env, "first", "Verifying").await;
     person_writes(&env, &inc, "second", timeout_ms("1500"), 600).await;

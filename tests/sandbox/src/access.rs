@@ -18,8 +18,7 @@
 //! are secrets.
 
 use fake_kube::FakeKube;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
-use kube::{Client, ResourceExt};
+use kube::Client;
 use serde_json::{Value, json};
 
 use crate::cluster::ClusterError;
@@ -70,43 +69,8 @@ pub fn register_users(fake: &FakeKube) {
     }
 }
 
-/// The `Api` for one manifest's kind (the access-control kinds this module installs).
-fn api_for(client: &Client, doc: &Value) -> Option<Api<DynamicObject>> {
-    let (group, version) = doc["apiVersion"].as_str()?.split_once('/').unwrap_or(("", "v1"));
-    let kind = doc["kind"].as_str()?;
-    let (plural, namespaced) = match kind {
-        "ServiceAccount" => ("serviceaccounts", true),
-        "Role" => ("roles", true),
-        "RoleBinding" => ("rolebindings", true),
-        "ClusterRole" => ("clusterroles", false),
-        "ClusterRoleBinding" => ("clusterrolebindings", false),
-        "ValidatingAdmissionPolicy" => ("validatingadmissionpolicies", false),
-        "ValidatingAdmissionPolicyBinding" => ("validatingadmissionpolicybindings", false),
-        _ => return None,
-    };
-    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
-    Some(match (namespaced, doc.pointer("/metadata/namespace").and_then(Value::as_str)) {
-        (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
-        _ => Api::all_with(client.clone(), &ar),
-    })
-}
-
 async fn create_all(client: &Client, what: &str, docs: Vec<Value>) -> Result<(), ClusterError> {
-    for doc in docs {
-        let api = api_for(client, &doc).ok_or_else(|| ClusterError::Install(what.into(), format!("unexpected kind {}", doc["kind"])))?;
-        let obj: DynamicObject = serde_json::from_value(doc).map_err(|e| ClusterError::Install(what.into(), e.to_string()))?;
-        match api.create(&PostParams::default(), &obj).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(e) => {
-                return Err(ClusterError::Install(
-                    format!("{what}: {} {}", obj.types.as_ref().map(|t| t.kind.clone()).unwrap_or_default(), obj.name_any()),
-                    e.to_string(),
-                ));
-            }
-        }
-    }
-    Ok(())
+    crate::demo::apply::create_all(client, "default", &docs).await.map_err(|e| ClusterError::Install(what.into(), e.to_string()))
 }
 
 fn parse(text: &str, what: &str) -> Result<Vec<Value>, ClusterError> {

@@ -131,7 +131,7 @@ async fn stall(rem: &Remediation, ctx: &Context, e: &Error) -> Result<(), Error>
     let api: Api<Remediation> = Api::namespaced(ctx.client.clone(), &rem.namespace().unwrap_or_default());
     let message = format!("{e}; fix the cause and edit the Remediation to retry");
     let st = rem.status.clone().unwrap_or_default();
-    stalled::stall_or_report(&ctx.recorder, &api, rem, st, |s| &mut s.conditions, why, message).await.map_err(Error::WriteStatus)
+    stalled::stall(&ctx.recorder, &api, rem, st, |s| &mut s.conditions, why, message).await.map_err(Error::WriteStatus)
 }
 
 async fn reconcile_remediation(rem: &Remediation, ctx: &Context) -> Result<Action, Error> {
